@@ -1,0 +1,118 @@
+"""CelebA images as uint8 tensors, and the LightningDataModule over the official partition."""
+
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from PIL import Image
+from torch import Tensor
+from torch.nn import functional as F
+from torch.utils.data import DataLoader, Dataset
+
+from models.preprocess import FacePreset
+from train.celeba import CelebA, Partition, read_celeba
+from train.synthetic import read_metadata
+
+
+class TrainAugment:
+    """Training-only augmentation on uint8 CHW pixels: horizontal flip and a small shift.
+
+    Every CelebA attribute is symmetric, so flipping keeps labels true. Validation, test,
+    export and serving never augment.
+    """
+
+    def __init__(self, max_shift: int = 4) -> None:
+        self.max_shift = max_shift
+
+    def __call__(self, pixels: Tensor) -> Tensor:
+        if torch.rand(()) < 0.5:
+            pixels = pixels.flip(-1)
+        s = self.max_shift
+        padded = F.pad(pixels.unsqueeze(0).float(), (s, s, s, s), mode="replicate").squeeze(0)
+        dx, dy = torch.randint(0, 2 * s + 1, (2,)).tolist()
+        size = pixels.shape[-1]
+        return padded[:, dy : dy + size, dx : dx + size].to(torch.uint8)
+
+
+class FaceImages(Dataset[tuple[Tensor, Tensor]]):
+    def __init__(
+        self, paths: list[Path], labels: np.ndarray, preset: FacePreset, augment: TrainAugment | None = None
+    ) -> None:
+        self.paths = paths
+        self.labels = torch.from_numpy(labels)
+        self.preset = preset
+        self.augment = augment
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        with Image.open(self.paths[index]) as image:
+            pixels = torch.from_numpy(self.preset.to_pixels(image))
+        if self.augment is not None:
+            pixels = self.augment(pixels)
+        return pixels, self.labels[index]
+
+
+class CelebADataModule(pl.LightningDataModule):
+    def __init__(self, root: Path, preset: FacePreset, batch_size: int = 64, num_workers: int = 0) -> None:
+        super().__init__()
+        self.root = root
+        self.preset = preset
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.celeba: CelebA | None = None
+
+    @property
+    def rendered_attributes(self) -> list[str] | None:
+        """Attributes the synthetic generator drew; None for real CelebA (all are real)."""
+        metadata = read_metadata(self.root)
+        return None if metadata is None else list(metadata["rendered_attributes"])
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.celeba is None:
+            self.celeba = read_celeba(self.root)
+
+    def dataset(self, partition: Partition) -> FaceImages:
+        self.setup()
+        assert self.celeba is not None
+        paths, labels = self.celeba.split(partition)
+        augment = TrainAugment() if partition == Partition.TRAIN else None
+        return FaceImages(paths, labels, self.preset, augment)
+
+    def dataloader(self, partition: Partition) -> DataLoader:
+        dataset = self.dataset(partition)
+        training = partition == Partition.TRAIN
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=training,
+            # A last batch of one would break BatchNorm in training.
+            drop_last=training and len(dataset) > self.batch_size,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self.dataloader(Partition.TRAIN)
+
+    def val_dataloader(self) -> DataLoader:
+        return self.dataloader(Partition.VAL)
+
+    def test_dataloader(self) -> DataLoader:
+        return self.dataloader(Partition.TEST)
+
+    def describe(self) -> dict:
+        """What the model card records about the data."""
+        self.setup()
+        assert self.celeba is not None
+        counts = np.bincount(self.celeba.partitions, minlength=3)
+        metadata = read_metadata(self.root) or {"kind": "celeba"}
+        return {
+            **metadata,
+            "root": str(self.root),
+            "layout": self.celeba.layout.name,
+            "images": {"train": int(counts[0]), "val": int(counts[1]), "test": int(counts[2])},
+        }

@@ -1,0 +1,96 @@
+"""The LightningModule: loss, per-stage epoch metrics, optimiser. The network lives in models/."""
+
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor, nn
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MultilabelAUROC, MultilabelF1Score
+
+from models.attributes import ATTRIBUTES, NUM_ATTRIBUTES
+from models.network import build_network, load_pretrained_backbone
+from models.preprocess import FacePreset
+
+
+def stage_metrics(stage: str) -> MetricCollection:
+    """Macro AUROC plus per-attribute AUROC and F1, computed once per epoch."""
+    return MetricCollection(
+        {
+            "auroc": MultilabelAUROC(NUM_ATTRIBUTES, average="macro"),
+            "auroc_per_attribute": MultilabelAUROC(NUM_ATTRIBUTES, average="none"),
+            "f1_per_attribute": MultilabelF1Score(NUM_ATTRIBUTES, average="none"),
+        },
+        prefix=f"{stage}/",
+    )
+
+
+class AttributeClassifier(pl.LightningModule):
+    def __init__(
+        self,
+        arch: str = "tiny",
+        resize_size: int = 64,
+        crop_size: int = 64,
+        lr: float = 3e-3,
+        weight_decay: float = 1e-4,
+        pretrained_weights: str | None = None,
+    ) -> None:
+        super().__init__()
+        # Plain values only, so checkpoints load with torch.load(weights_only=True).
+        self.save_hyperparameters()
+        self.preset = FacePreset(resize_size=resize_size, crop_size=crop_size)
+        self.normalize = self.preset.normalizer()
+        self.network = build_network(arch, NUM_ATTRIBUTES)
+        if pretrained_weights is not None:
+            load_pretrained_backbone(self.network, Path(pretrained_weights))
+        self.loss = nn.BCEWithLogitsLoss()
+        # One metric object per stage: their states must never mix.
+        self.train_metrics = stage_metrics("train")
+        self.val_metrics = stage_metrics("val")
+        self.test_metrics = stage_metrics("test")
+
+    def forward(self, pixels: Tensor) -> Tensor:
+        """uint8 NCHW pixels -> logits (no sigmoid: the loss and the export add it)."""
+        return self.network(self.normalize(pixels))
+
+    def _step(self, batch: tuple[Tensor, Tensor], stage: str, metrics: MetricCollection) -> Tensor:
+        pixels, labels = batch
+        logits = self(pixels)
+        loss = self.loss(logits, labels)
+        metrics.update(torch.sigmoid(logits.detach()), labels.int())
+        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True, sync_dist=stage != "train")
+        return loss
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        return self._step(batch, "train", self.train_metrics)
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._step(batch, "val", self.val_metrics)
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._step(batch, "test", self.test_metrics)
+
+    def _log_epoch(self, metrics: MetricCollection) -> None:
+        values = metrics.compute()
+        prefix = metrics.prefix or ""
+        self.log(f"{prefix}auroc", values[f"{prefix}auroc"], prog_bar=True)
+        for kind in ("auroc", "f1"):
+            per_attribute = values[f"{prefix}{kind}_per_attribute"]
+            self.log_dict({f"{prefix}{kind}/{name}": v for name, v in zip(ATTRIBUTES, per_attribute)})
+        metrics.reset()
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch(self.train_metrics)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch(self.val_metrics)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch(self.test_metrics)
+
+    def configure_optimizers(self):  # noqa: ANN201 - Lightning's union of return shapes
+        optimizer = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=self.hparams.lr, total_steps=self.trainer.estimated_stepping_batches
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
