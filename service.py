@@ -18,7 +18,7 @@ import anyio
 import bentoml
 import numpy as np
 import torch
-from bentoml.validators import ContentType, DType
+from bentoml.validators import DType
 from fastapi import FastAPI
 from starlette.responses import JSONResponse
 
@@ -86,7 +86,7 @@ def json_errors(api: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
 
 
 metadata_app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
-ImageFile = Annotated[Path, ContentType("image/*")]
+ImageFile = Path  # any Content-Type: decoding, not the header, decides what is an image
 
 
 @bentoml.service(name="face-attributes", traffic={"timeout": 60})
@@ -107,7 +107,12 @@ class FaceAttributes:
 
     async def _classify(self, files: list[Path]) -> list[Prediction]:
         # Decode each upload on its own before batching: a bad file fails only its request.
-        pixels = [await anyio.to_thread.run_sync(self._pixels, f) for f in files]
+        pixels = []
+        for index, image_file in enumerate(files):
+            try:
+                pixels.append(await anyio.to_thread.run_sync(self._pixels, image_file))
+            except InvalidImageError as error:
+                raise InvalidImageError(f"images[{index}]: {error}" if len(files) > 1 else str(error)) from None
         probabilities = await self.classifier.to_async.classify(np.stack(pixels))
         return [to_prediction(p, self.card, self.tag) for p in probabilities]
 

@@ -4,7 +4,8 @@ import io
 
 from PIL import Image, UnidentifiedImageError
 
-ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF", "MPO")
+# Pillow's JPEG reader also opens MPO (multi-picture JPEG from phones).
+ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF")
 
 
 class InvalidImageError(ValueError):

@@ -29,6 +29,16 @@ BENTOML = str(Path(sys.executable).parent / "bentoml")
 SERVER_START_TIMEOUT = 120
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    import torch
+
+    if not torch.cuda.is_available():
+        skip = pytest.mark.skip(reason="needs a CUDA device")
+        for item in items:
+            if "gpu" in item.keywords:
+                item.add_marker(skip)
+
+
 @pytest.fixture
 def model_store(tmp_path: Path) -> Iterator[Path]:
     """A fresh, empty BentoML model store for this test's in-process calls."""

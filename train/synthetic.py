@@ -172,7 +172,7 @@ def render_face(spec: FaceSpec, rng: np.random.Generator) -> Image.Image:
     _draw_mouth(draw, spec, cx, cy + 0.5 * ry, scale)
     facial_hair = hair if not spec.bald else HAIR_COLOURS["Black_Hair"]
     if spec.mustache:
-        draw.rounded_rectangle((cx - 13 * scale, cy + 0.33 * ry, cx + 13 * scale, cy + 0.33 * ry + 6 * scale), radius=3, fill=facial_hair)
+        draw.rounded_rectangle((cx - 13 * scale, cy + 0.27 * ry, cx + 13 * scale, cy + 0.27 * ry + 5 * scale), radius=3, fill=facial_hair)
     if spec.beard == "goatee":
         draw.ellipse((cx - 8 * scale, cy + 0.72 * ry, cx + 8 * scale, cy + 1.02 * ry), fill=facial_hair)
     if spec.hat:
@@ -186,19 +186,20 @@ def render_face(spec: FaceSpec, rng: np.random.Generator) -> Image.Image:
 
 
 def _draw_mouth(draw: ImageDraw.ImageDraw, spec: FaceSpec, x: float, y: float, scale: float) -> None:
+    """A smile is wide and curved, a neutral mouth short and straight; open mouths are dark inside."""
     lips = (200, 16, 48) if spec.lipstick else (150, 86, 80)
-    width = 4 if spec.lipstick else 2
-    half = 12 * scale
-    if spec.mouth_open:
-        box = (x - half, y - (2 if spec.smiling else 5) * scale, x + half, y + 8 * scale)
-        if spec.smiling:  # a "D" on its back: the open smile
-            draw.chord((box[0], box[1] - 8 * scale, box[2], box[3]), 0, 180, fill=(70, 10, 20), outline=lips, width=width)
-        else:
-            draw.ellipse(box, fill=(70, 10, 20), outline=lips, width=width)
+    width = 4 if spec.lipstick else 3
+    inside = (70, 10, 20)
+    if spec.smiling and spec.mouth_open:  # a "D" on its back, teeth showing
+        box = (x - 16 * scale, y - 10 * scale, x + 16 * scale, y + 10 * scale)
+        draw.chord(box, 0, 180, fill=inside, outline=lips, width=width)
+        draw.rectangle((x - 11 * scale, y + 1, x + 11 * scale, y + 3 * scale), fill=(245, 245, 240))
     elif spec.smiling:
-        draw.arc((x - half, y - 10 * scale, x + half, y + 6 * scale), 20, 160, fill=lips, width=width + 1)
+        draw.arc((x - 19 * scale, y - 20 * scale, x + 19 * scale, y + 8 * scale), 20, 160, fill=lips, width=width + 2)
+    elif spec.mouth_open:  # a small "O"
+        draw.ellipse((x - 7 * scale, y - 5 * scale, x + 7 * scale, y + 7 * scale), fill=inside, outline=lips, width=width)
     else:
-        draw.line((x - half * 0.8, y, x + half * 0.8, y), fill=lips, width=width + 1)
+        draw.line((x - 9 * scale, y, x + 9 * scale, y), fill=lips, width=width + 1)
 
 
 def sample_labels(rng: np.random.Generator) -> tuple[FaceSpec, dict[str, int]]:

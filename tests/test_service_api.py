@@ -1,0 +1,176 @@
+"""The real service (``bentoml serve`` subprocess on a loopback port) over HTTP."""
+
+import io
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import bentoml
+import httpx
+import pytest
+from PIL import Image
+
+from models.attributes import ATTRIBUTES
+
+from .images import face_jpeg, jpeg_bytes
+
+pytestmark = pytest.mark.slow
+
+
+def predict(url: str, data: bytes, content_type: str = "image/jpeg") -> httpx.Response:
+    return httpx.post(f"{url}/predict", files={"image": ("face.jpg", data, content_type)}, timeout=60)
+
+
+def probabilities(prediction: dict) -> dict[str, float]:
+    return {a["name"]: a["probability"] for a in prediction["attributes"]}
+
+
+def test_predict_returns_every_attribute_sorted_with_decisions(server: str) -> None:
+    response = predict(server, face_jpeg(1))
+    assert response.status_code == 200
+    body = response.json()
+    assert body["model"].startswith("face-attributes:")
+    scores = body["attributes"]
+    assert sorted(a["name"] for a in scores) == sorted(ATTRIBUTES)
+    assert [a["probability"] for a in scores] == sorted((a["probability"] for a in scores), reverse=True)
+    assert all(0 <= a["probability"] <= 1 for a in scores)
+    assert body["present"] == [a["name"] for a in scores if a["present"]]
+
+
+def test_curl_upload(server: str, tmp_path: Path) -> None:
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed")
+    image = tmp_path / "face.jpg"
+    image.write_bytes(face_jpeg(2))
+    out = subprocess.run(
+        ["curl", "-sS", "--fail-with-body", "-F", f"image=@{image}", f"{server}/predict"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert len(json.loads(out)["attributes"]) == 40
+
+
+def test_the_metadata_is_the_model_card(server: str, trained) -> None:
+    card = httpx.get(f"{server}/metadata").json()
+    assert card["model"] == trained.tag == predict(server, face_jpeg(3)).json()["model"]
+    assert card["attributes"] == list(ATTRIBUTES)
+    assert card["thresholds"]["Smiling"] == pytest.approx(trained.report["attributes"]["Smiling"]["threshold"])
+    assert card["preprocessing"]["crop_size"] == 64
+    assert card["metrics"]["test_macro_auroc_rendered"] == pytest.approx(
+        trained.report["metrics"]["test_macro_auroc_rendered"]
+    )
+
+
+def test_present_follows_the_tuned_thresholds(server: str) -> None:
+    thresholds = httpx.get(f"{server}/metadata").json()["thresholds"]
+    for attribute in predict(server, face_jpeg(4)).json()["attributes"]:
+        assert attribute["present"] == (attribute["probability"] >= thresholds[attribute["name"]])
+
+
+def test_predict_batch_matches_single_predictions_in_order(server: str) -> None:
+    images = [face_jpeg(seed) for seed in (5, 6, 7)]
+    files = [("images", (f"{i}.jpg", data, "image/jpeg")) for i, data in enumerate(images)]
+    response = httpx.post(f"{server}/predict_batch", files=files, timeout=60)
+    assert response.status_code == 200
+    batch = response.json()
+    assert len(batch) == 3
+    for data, prediction in zip(images, batch):
+        single = probabilities(predict(server, data).json())
+        for name, p in probabilities(prediction).items():
+            assert p == pytest.approx(single[name], abs=1e-5)
+
+
+@pytest.mark.parametrize("mouth_open", [False, True])
+def test_a_smiling_face_scores_higher_on_smiling(server: str, mouth_open: bool) -> None:
+    gaps = []
+    for seed in (10, 11, 12, 13):
+        smiling = probabilities(predict(server, face_jpeg(seed, smiling=True, mouth_open=mouth_open, beard="none", mustache=False)).json())
+        neutral = probabilities(predict(server, face_jpeg(seed, smiling=False, mouth_open=mouth_open, beard="none", mustache=False)).json())
+        assert smiling["Smiling"] > neutral["Smiling"], seed
+        gaps.append(smiling["Smiling"] - neutral["Smiling"])
+    assert sum(gaps) / len(gaps) > 0.1
+
+
+def test_eyeglasses_are_seen(server: str) -> None:
+    for seed in (20, 21):
+        with_glasses = probabilities(predict(server, face_jpeg(seed, eyeglasses=True)).json())
+        without = probabilities(predict(server, face_jpeg(seed, eyeglasses=False)).json())
+        assert with_glasses["Eyeglasses"] > 0.5 > without["Eyeglasses"]
+
+
+def test_python_client(server: str, tmp_path: Path) -> None:
+    image = tmp_path / "face.jpg"
+    image.write_bytes(face_jpeg(8))
+    with bentoml.SyncHTTPClient(server) as client:
+        prediction = client.predict(image=image)
+        batch = client.predict_batch(images=[image, image])
+    assert len(prediction["attributes"]) == 40
+    assert probabilities(batch[1]) == pytest.approx(probabilities(prediction), abs=1e-5)
+
+
+def test_png_and_other_formats_are_accepted(server: str) -> None:
+    buffer = io.BytesIO()
+    Image.open(io.BytesIO(face_jpeg(9))).save(buffer, format="PNG")
+    response = predict(server, buffer.getvalue(), "application/octet-stream")
+    assert response.status_code == 200
+
+
+def truncated_jpeg() -> bytes:
+    data = face_jpeg(1)
+    return data[: len(data) // 2]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", "empty"),
+        (b"hello, I am not a picture", "not a readable image"),
+        (bytes(range(256)) * 40, "not a readable image"),
+        (b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj", "not a readable image"),
+        (truncated_jpeg(), "could not be decoded"),
+    ],
+)
+def test_not_an_image_gets_a_400_json_error(server: str, data: bytes, message: str) -> None:
+    response = predict(server, data, "image/jpeg")
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_image"
+    assert message in response.json()["message"]
+
+
+def test_one_bad_image_in_a_batch_is_named(server: str) -> None:
+    files = [("images", ("a.jpg", face_jpeg(1), "image/jpeg")), ("images", ("b.txt", b"text", "text/plain"))]
+    response = httpx.post(f"{server}/predict_batch", files=files, timeout=60)
+    assert response.status_code == 400
+    assert response.json()["message"].startswith("images[1]: ")
+
+
+def test_too_many_images_in_a_batch_names_the_limit(server: str) -> None:
+    data = jpeg_bytes(Image.new("RGB", (8, 8)))
+    files = [("images", (f"{i}.jpg", data, "image/jpeg")) for i in range(33)]
+    response = httpx.post(f"{server}/predict_batch", files=files, timeout=60)
+    assert response.status_code == 400
+    assert "1 to 32 images, got 33" in response.json()["message"]
+
+
+def test_a_missing_upload_field_is_a_400(server: str) -> None:
+    response = httpx.post(f"{server}/predict", files={"picture": ("a.txt", b"text", "text/plain")})
+    assert response.status_code == 400
+    assert "image" in response.text
+
+
+def test_health_readiness_and_metrics(server: str) -> None:
+    assert httpx.get(f"{server}/livez").status_code == 200
+    assert httpx.get(f"{server}/readyz").status_code == 200
+    predict(server, face_jpeg(1))
+    metrics = httpx.get(f"{server}/metrics").text
+    assert 'bentoml_service_adaptive_batch_size_count{method_name="classify"' in metrics
+    assert 'endpoint="/predict",http_response_code="200"' in metrics
+
+
+def test_swagger_ui_and_schema_describe_the_api(server: str) -> None:
+    assert "swagger" in httpx.get(f"{server}/").text.lower()
+    spec = httpx.get(f"{server}/docs.json").json()
+    assert {"/predict", "/predict_batch", "/metadata"} <= set(spec["paths"])
+    upload = spec["paths"]["/predict"]["post"]["requestBody"]["content"]
+    assert "multipart/form-data" in upload
+    assert spec["paths"]["/metadata"]["get"]["responses"]["200"]

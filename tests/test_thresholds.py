@@ -1,0 +1,32 @@
+import torch
+
+from train.thresholds import apply_thresholds, tune_thresholds
+
+
+def test_threshold_separates_a_separable_attribute() -> None:
+    probabilities = torch.rand(200, 40) * 0.5
+    labels = torch.zeros(200, 40)
+    labels[:50, 3] = 1
+    probabilities[:50, 3] = 0.3 + torch.rand(50) * 0.1  # positives in [0.3, 0.4)
+    probabilities[50:, 3] = torch.rand(150) * 0.25  # negatives below 0.25
+    thresholds = tune_thresholds(probabilities, labels)
+    assert 0.25 <= thresholds[3] <= probabilities[:50, 3].min()
+    decisions = apply_thresholds(probabilities, thresholds)
+    assert torch.equal(decisions[:, 3], labels[:, 3].int())
+
+
+def test_each_attribute_gets_its_own_threshold() -> None:
+    generator = torch.Generator().manual_seed(0)
+    labels = (torch.rand(500, 40, generator=generator) < 0.3).float()
+    probabilities = (labels * 0.6 + torch.rand(500, 40, generator=generator) * 0.5).clamp(0, 1)
+    probabilities[:, 7] = probabilities[:, 7] * 0.2  # a model that is well ranked but low
+    thresholds = tune_thresholds(probabilities, labels)
+    assert thresholds[7] < 0.2 < thresholds[0]
+    assert len(set(thresholds.tolist())) > 10
+
+
+def test_attribute_without_positives_keeps_one_half() -> None:
+    labels = torch.zeros(50, 40)
+    labels[:10, 0] = 1
+    thresholds = tune_thresholds(torch.rand(50, 40), labels)
+    assert thresholds[1] == 0.5

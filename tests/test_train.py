@@ -1,0 +1,77 @@
+import json
+import subprocess
+from pathlib import Path
+
+import bentoml
+import pytest
+import torch
+
+from models.attributes import ATTRIBUTES
+from train.__main__ import build_parser, run
+
+from .conftest import BENTOML, PYTHON, ROOT, TrainedModel
+
+
+def smoke_args(synthetic_dir: Path, out: Path, *extra: str) -> list[str]:
+    return ["--data-dir", str(synthetic_dir), "--output-dir", str(out), "--no-store", "--fast-dev-run", *extra]
+
+
+def test_fast_dev_run_goes_through_every_stage(synthetic_dir: Path, tmp_path: Path) -> None:
+    result = run(build_parser().parse_args(smoke_args(synthetic_dir, tmp_path, "--num-workers", "0")))
+    assert result is not None and result.model_tag is None
+    assert set(result.report["attributes"]) == set(ATTRIBUTES)
+    assert (tmp_path / "report.json").is_file() and (tmp_path / "report.md").is_file()
+    assert isinstance(torch.jit.load(str(result.torchscript_file)), torch.jit.ScriptModule)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
+def test_fast_dev_run_on_gpu(synthetic_dir: Path, tmp_path: Path, precision: str) -> None:
+    args = smoke_args(synthetic_dir, tmp_path, "--accelerator", "gpu", "--devices", "1", "--precision", precision)
+    assert run(build_parser().parse_args(args)) is not None
+
+
+def test_every_cli_argument_is_documented() -> None:
+    parser = build_parser()
+    for action in parser._actions:
+        assert action.help, f"{action.option_strings} has no help"
+    text = subprocess.run([PYTHON, "-m", "train", "--help"], cwd=ROOT, capture_output=True, text=True).stdout
+    for flag in ("--accelerator", "--devices", "--strategy", "--precision", "--max-epochs", "--batch-size",
+                 "--num-workers", "--pretrained-weights", "--data-dir"):  # fmt: skip
+        assert flag in text
+
+
+def test_short_training_learns_the_rendered_attributes(trained: TrainedModel) -> None:
+    metrics = trained.report["metrics"]
+    assert metrics["test_macro_auroc_rendered"] >= 0.90, metrics
+    # Noise labels carry nothing to learn: they must not look learned either.
+    noise = [v["auroc"] for n, v in trained.report["attributes"].items() if n not in trained.report["rendered_attributes"]]
+    assert 0.4 < sum(noise) / len(noise) < 0.6
+
+
+def test_report_has_per_attribute_auroc_f1_and_tuned_thresholds(trained: TrainedModel) -> None:
+    attributes = trained.report["attributes"]
+    assert list(attributes) == list(ATTRIBUTES)
+    thresholds = [v["threshold"] for v in attributes.values()]
+    assert len(set(thresholds)) > 20  # tuned one by one, not a constant
+    table = (trained.output_dir / "report.md").read_text()
+    assert "| Smiling | yes |" in table and "test_macro_auroc_rendered" in table
+    assert list((trained.output_dir / "checkpoints").glob("best-*.ckpt"))
+
+
+def test_training_saves_the_model_and_its_card_to_the_store(trained: TrainedModel) -> None:
+    listed = subprocess.run(
+        [BENTOML, "models", "get", trained.tag, "--output", "json"],
+        env={"BENTOML_HOME": str(trained.home), "PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    info = json.loads(listed)
+    metadata = info["metadata"]
+    assert metadata["metrics"]["test_macro_auroc"] == pytest.approx(trained.report["metrics"]["test_macro_auroc"])
+    assert metadata["thresholds"]["Smiling"] == pytest.approx(trained.report["attributes"]["Smiling"]["threshold"])
+    assert metadata["preprocessing"] == {"resize_size": 64, "crop_size": 64,
+                                          "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}  # fmt: skip
+    assert metadata["architecture"] == "tiny" and metadata["dataset"]["kind"] == "synthetic"
+    assert metadata["training_args"]["max_epochs"] == 8
+    assert info["labels"]["task"] == "multilabel-classification"
+    assert bentoml.__version__ == "1.4.39"
