@@ -112,7 +112,9 @@ class FaceAttributes:
             try:
                 pixels.append(await anyio.to_thread.run_sync(self._pixels, image_file))
             except InvalidImageError as error:
-                raise InvalidImageError(f"images[{index}]: {error}" if len(files) > 1 else str(error)) from None
+                raise InvalidImageError(
+                    f"images[{index}]: {error}" if len(files) > 1 else str(error)
+                ) from None
         probabilities = await self.classifier.to_async.classify(np.stack(pixels))
         return [to_prediction(p, self.card, self.tag) for p in probabilities]
 

@@ -16,7 +16,9 @@ class AttributeScore(BaseModel):
 class Prediction(BaseModel):
     model: str = Field(description="The model that answered, name:version.")
     attributes: list[AttributeScore] = Field(description="All attributes, most probable first.")
-    present: list[str] = Field(description="Names of the attributes over their threshold, most probable first.")
+    present: list[str] = Field(
+        description="Names of the attributes over their threshold, most probable first."
+    )
 
 
 class ModelMetadata(ModelCard):

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import httpx
 import pytest
@@ -69,7 +70,9 @@ class TrainedModel:
     tag: str
 
 
-def run_training(synthetic_dir: Path, output_dir: Path, home: Path, *extra: str) -> subprocess.CompletedProcess:
+def run_training(
+    synthetic_dir: Path, output_dir: Path, home: Path, *extra: str
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [PYTHON, "-m", "train", "--data-dir", str(synthetic_dir), "--output-dir", str(output_dir), *extra],
         cwd=ROOT,
@@ -101,40 +104,49 @@ def free_port() -> int:
 def serving(target: str, home: Path, cwd: Path = ROOT) -> Iterator[str]:
     """``bentoml serve TARGET`` on a free loopback port until ready; stopped with its whole group."""
     port = free_port()
-    log = tempfile.TemporaryFile()
-    process = subprocess.Popen(
-        [BENTOML, "serve", target, "--host", "127.0.0.1", "--port", str(port)],
-        cwd=cwd,
-        env={**os.environ, "BENTOML_HOME": str(home)},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own process group, so no worker outlives the test
-    )
     url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(
+            [BENTOML, "serve", target, "--host", "127.0.0.1", "--port", str(port)],
+            cwd=cwd,
+            env={**os.environ, "BENTOML_HOME": str(home)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, so no worker outlives the test
+        )
+        try:
+            wait_until_ready(url, process, log)
+            yield url
+        finally:
+            stop(process)
+
+
+def wait_until_ready(url: str, process: subprocess.Popen, log: IO[bytes]) -> None:
+    deadline = time.monotonic() + SERVER_START_TIMEOUT
+    while True:
+        if process.poll() is not None:
+            log.seek(0)
+            raise RuntimeError(f"server exited with {process.returncode}:\n{log.read().decode()[-4000:]}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{url} not ready after {SERVER_START_TIMEOUT}s")
+        time.sleep(0.5)
+
+
+def stop(process: subprocess.Popen) -> None:
+    """SIGTERM the server's whole process group; SIGKILL it if it lingers."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
     try:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                log.seek(0)
-                raise RuntimeError(f"server exited with {process.returncode}:\n{log.read().decode()[-4000:]}")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{target} not ready after {SERVER_START_TIMEOUT}s")
-            time.sleep(0.5)
-        yield url
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-        log.close()
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 @pytest.fixture(scope="session")

@@ -83,7 +83,10 @@ def rewrite_line(path: Path, line: int, edit) -> None:
         (lambda s: s.replace(",-1", ",0", 1), "list_attr_celeba.csv:5: label .* is not -1 or 1"),
         (lambda s: s.rstrip("\n") + ",1\n", "list_attr_celeba.csv:5: expected 40 labels, found 41"),
         (lambda s: s.rsplit(",", 1)[0] + "\n", "list_attr_celeba.csv:5: expected 40 labels, found 39"),
-        (lambda s: s.replace("000004.jpg", "999999.jpg"), "list_attr_celeba.csv:5: image .*999999.jpg does not exist"),
+        (
+            lambda s: s.replace("000004.jpg", "999999.jpg"),
+            "list_attr_celeba.csv:5: image .*999999.jpg does not exist",
+        ),
     ],
 )
 def test_kaggle_row_errors_name_file_and_line(kaggle: Path, edit, message: str) -> None:
@@ -97,7 +100,11 @@ def test_kaggle_row_errors_name_file_and_line(kaggle: Path, edit, message: str) 
     [
         (6, lambda s: s.replace(" 1", " 2", 1), "list_attr_celeba.txt:6: label .* is not -1 or 1"),
         (6, lambda s: s.rstrip() + " -1\n", "list_attr_celeba.txt:6: expected 40 labels, found 41"),
-        (2, lambda s: s.replace("Smiling", "Smile"), "list_attr_celeba.txt:2: expected the 40 CelebA attribute names"),
+        (
+            2,
+            lambda s: s.replace("Smiling", "Smile"),
+            "list_attr_celeba.txt:2: expected the 40 CelebA attribute names",
+        ),
         (1, lambda s: "31\n", "list_attr_celeba.txt:1: declares 31 images but lists 30"),
         (1, lambda s: "many\n", "list_attr_celeba.txt:1: expected the image count"),
     ],
@@ -110,7 +117,9 @@ def test_original_layout_errors_name_file_and_line(original: Path, line: int, ed
 
 def test_missing_image_in_the_original_layout_names_its_line(original: Path) -> None:
     (original / "Img" / "img_align_celeba" / "000010.jpg").unlink()
-    with pytest.raises(CelebAFormatError, match=r"list_attr_celeba.txt:12: image .*000010.jpg does not exist"):
+    with pytest.raises(
+        CelebAFormatError, match=r"list_attr_celeba.txt:12: image .*000010.jpg does not exist"
+    ):
         read_celeba(original)
 
 

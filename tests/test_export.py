@@ -20,7 +20,7 @@ def test_export_writes_a_torchscript_file_that_returns_probabilities(tmp_path: P
         logits = network(preset.normalizer()(pixels))
     assert probabilities.shape == (3, 40)
     assert torch.allclose(probabilities, torch.sigmoid(logits), atol=1e-6)
-    assert 0 <= probabilities.min() and probabilities.max() <= 1
+    assert probabilities.min() >= 0 and probabilities.max() <= 1
 
 
 def test_export_does_not_touch_the_training_network(tmp_path: Path) -> None:

@@ -6,7 +6,10 @@ from models.network import ARCHITECTURES, build_network, load_pretrained_backbon
 # Facts of torchvision's resnets (their state_dict), so a downloaded ImageNet file loads by name.
 TORCHVISION_FACTS = {
     "resnet18": (122, {"layer4.1.bn2.weight": (512,), "layer2.0.downsample.0.weight": (128, 64, 1, 1)}),
-    "resnet34": (218, {"layer3.5.conv2.weight": (256, 256, 3, 3), "layer4.0.downsample.1.running_var": (512,)}),
+    "resnet34": (
+        218,
+        {"layer3.5.conv2.weight": (256, 256, 3, 3), "layer4.0.downsample.1.running_var": (512,)},
+    ),
     "resnet50": (320, {"layer1.0.conv3.weight": (256, 64, 1, 1), "layer4.2.bn3.weight": (2048,)}),
 }
 

@@ -27,7 +27,9 @@ def test_normalize_maps_uint8_to_standardised_floats() -> None:
     out = normalize(pixels)
     for channel in range(3):
         assert out[0, channel, 0, 0].item() == pytest.approx(-IMAGENET_MEAN[channel] / IMAGENET_STD[channel])
-        assert out[0, channel, 0, 1].item() == pytest.approx((1 - IMAGENET_MEAN[channel]) / IMAGENET_STD[channel])
+        assert out[0, channel, 0, 1].item() == pytest.approx(
+            (1 - IMAGENET_MEAN[channel]) / IMAGENET_STD[channel]
+        )
 
 
 def test_preset_round_trips_through_a_dict() -> None:

@@ -54,7 +54,9 @@ def test_the_metadata_is_the_model_card(server: str, trained) -> None:
     card = httpx.get(f"{server}/metadata").json()
     assert card["model"] == trained.tag == predict(server, face_jpeg(3)).json()["model"]
     assert card["attributes"] == list(ATTRIBUTES)
-    assert card["thresholds"]["Smiling"] == pytest.approx(trained.report["attributes"]["Smiling"]["threshold"])
+    assert card["thresholds"]["Smiling"] == pytest.approx(
+        trained.report["attributes"]["Smiling"]["threshold"]
+    )
     assert card["preprocessing"]["crop_size"] == 64
     assert card["metrics"]["test_macro_auroc_rendered"] == pytest.approx(
         trained.report["metrics"]["test_macro_auroc_rendered"]
@@ -74,7 +76,7 @@ def test_predict_batch_matches_single_predictions_in_order(server: str) -> None:
     assert response.status_code == 200
     batch = response.json()
     assert len(batch) == 3
-    for data, prediction in zip(images, batch):
+    for data, prediction in zip(images, batch, strict=True):
         single = probabilities(predict(server, data).json())
         for name, p in probabilities(prediction).items():
             assert p == pytest.approx(single[name], abs=1e-5)
@@ -84,8 +86,16 @@ def test_predict_batch_matches_single_predictions_in_order(server: str) -> None:
 def test_a_smiling_face_scores_higher_on_smiling(server: str, mouth_open: bool) -> None:
     gaps = []
     for seed in (10, 11, 12, 13):
-        smiling = probabilities(predict(server, face_jpeg(seed, smiling=True, mouth_open=mouth_open, beard="none", mustache=False)).json())
-        neutral = probabilities(predict(server, face_jpeg(seed, smiling=False, mouth_open=mouth_open, beard="none", mustache=False)).json())
+        smiling = probabilities(
+            predict(
+                server, face_jpeg(seed, smiling=True, mouth_open=mouth_open, beard="none", mustache=False)
+            ).json()
+        )
+        neutral = probabilities(
+            predict(
+                server, face_jpeg(seed, smiling=False, mouth_open=mouth_open, beard="none", mustache=False)
+            ).json()
+        )
         assert smiling["Smiling"] > neutral["Smiling"], seed
         gaps.append(smiling["Smiling"] - neutral["Smiling"])
     assert sum(gaps) / len(gaps) > 0.1

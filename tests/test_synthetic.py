@@ -29,7 +29,10 @@ def tree_digest(root: Path) -> str:
 
 def read_labels(root: Path) -> dict[str, dict[str, int]]:
     with open(root / "list_attr_celeba.csv") as file:
-        return {row["image_id"]: {k: int(v) for k, v in row.items() if k != "image_id"} for row in csv.DictReader(file)}
+        return {
+            row["image_id"]: {k: int(v) for k, v in row.items() if k != "image_id"}
+            for row in csv.DictReader(file)
+        }
 
 
 def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path: Path) -> None:
@@ -75,7 +78,9 @@ def region_mean(image: Image.Image, box: tuple[int, int, int, int]) -> float:
     return float(np.asarray(image.crop(box), dtype=np.float32).mean())
 
 
-def change_inside_and_outside(a: Image.Image, b: Image.Image, box: tuple[int, int, int, int]) -> tuple[float, float]:
+def change_inside_and_outside(
+    a: Image.Image, b: Image.Image, box: tuple[int, int, int, int]
+) -> tuple[float, float]:
     diff = np.abs(np.asarray(a, dtype=np.float32) - np.asarray(b, dtype=np.float32)).mean(axis=2)
     inside = np.zeros(diff.shape, dtype=bool)
     inside[box[1] : box[3], box[0] : box[2]] = True

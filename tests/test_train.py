@@ -13,7 +13,15 @@ from .conftest import BENTOML, PYTHON, ROOT, TrainedModel
 
 
 def smoke_args(synthetic_dir: Path, out: Path, *extra: str) -> list[str]:
-    return ["--data-dir", str(synthetic_dir), "--output-dir", str(out), "--no-store", "--fast-dev-run", *extra]
+    return [
+        "--data-dir",
+        str(synthetic_dir),
+        "--output-dir",
+        str(out),
+        "--no-store",
+        "--fast-dev-run",
+        *extra,
+    ]
 
 
 def test_fast_dev_run_goes_through_every_stage(synthetic_dir: Path, tmp_path: Path) -> None:
@@ -27,7 +35,9 @@ def test_fast_dev_run_goes_through_every_stage(synthetic_dir: Path, tmp_path: Pa
 @pytest.mark.gpu
 @pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
 def test_fast_dev_run_on_gpu(synthetic_dir: Path, tmp_path: Path, precision: str) -> None:
-    args = smoke_args(synthetic_dir, tmp_path, "--accelerator", "gpu", "--devices", "1", "--precision", precision)
+    args = smoke_args(
+        synthetic_dir, tmp_path, "--accelerator", "gpu", "--devices", "1", "--precision", precision
+    )
     assert run(build_parser().parse_args(args)) is not None
 
 
@@ -45,7 +55,11 @@ def test_short_training_learns_the_rendered_attributes(trained: TrainedModel) ->
     metrics = trained.report["metrics"]
     assert metrics["test_macro_auroc_rendered"] >= 0.90, metrics
     # Noise labels carry nothing to learn: they must not look learned either.
-    noise = [v["auroc"] for n, v in trained.report["attributes"].items() if n not in trained.report["rendered_attributes"]]
+    noise = [
+        v["auroc"]
+        for n, v in trained.report["attributes"].items()
+        if n not in trained.report["rendered_attributes"]
+    ]
     assert 0.4 < sum(noise) / len(noise) < 0.6
 
 
@@ -67,10 +81,15 @@ def test_training_saves_the_model_and_its_card_to_the_store(trained: TrainedMode
     ).stdout  # fmt: skip
     info = json.loads(listed)
     metadata = info["metadata"]
-    assert metadata["metrics"]["test_macro_auroc"] == pytest.approx(trained.report["metrics"]["test_macro_auroc"])
-    assert metadata["thresholds"]["Smiling"] == pytest.approx(trained.report["attributes"]["Smiling"]["threshold"])
-    assert metadata["preprocessing"] == {"resize_size": 64, "crop_size": 64,
-                                          "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}  # fmt: skip
+    assert metadata["metrics"]["test_macro_auroc"] == pytest.approx(
+        trained.report["metrics"]["test_macro_auroc"]
+    )
+    assert metadata["thresholds"]["Smiling"] == pytest.approx(
+        trained.report["attributes"]["Smiling"]["threshold"]
+    )
+    preprocessing = metadata["preprocessing"]
+    assert (preprocessing["resize_size"], preprocessing["crop_size"]) == (64, 64)
+    assert preprocessing["mean"] == [0.485, 0.456, 0.406] and preprocessing["std"] == [0.229, 0.224, 0.225]
     assert metadata["architecture"] == "tiny" and metadata["dataset"]["kind"] == "synthetic"
     assert metadata["training_args"]["max_epochs"] == 8
     assert info["labels"]["task"] == "multilabel-classification"

@@ -65,7 +65,9 @@ def find_layout(root: Path) -> CelebALayout:
     if (root / "list_attr_celeba.csv").is_file():
         nested = root / "img_align_celeba" / "img_align_celeba"
         image_dir = nested if nested.is_dir() else root / "img_align_celeba"
-        return CelebALayout("kaggle", root / "list_attr_celeba.csv", root / "list_eval_partition.csv", image_dir)
+        return CelebALayout(
+            "kaggle", root / "list_attr_celeba.csv", root / "list_eval_partition.csv", image_dir
+        )
     if (root / "Anno" / "list_attr_celeba.txt").is_file():
         return CelebALayout(
             "original",
@@ -126,7 +128,9 @@ def _original_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
 def _check_header(path: Path, line: int, names: list[str]) -> None:
     if tuple(names) != ATTRIBUTES:
         raise CelebAFormatError(
-            path, line, f"expected the {NUM_ATTRIBUTES} CelebA attribute names in order, found {len(names)} columns"
+            path,
+            line,
+            f"expected the {NUM_ATTRIBUTES} CelebA attribute names in order, found {len(names)} columns",
         )
 
 
@@ -134,7 +138,7 @@ def _parse_labels(path: Path, line: int, values: list[str]) -> list[float]:
     if len(values) != NUM_ATTRIBUTES:
         raise CelebAFormatError(path, line, f"expected {NUM_ATTRIBUTES} labels, found {len(values)}")
     labels = []
-    for name, value in zip(ATTRIBUTES, values):
+    for name, value in zip(ATTRIBUTES, values, strict=True):
         if value.strip() not in ("1", "-1"):
             raise CelebAFormatError(path, line, f"label {name}={value!r} is not -1 or 1")
         labels.append(1.0 if value.strip() == "1" else 0.0)
@@ -143,9 +147,11 @@ def _parse_labels(path: Path, line: int, values: list[str]) -> list[float]:
 
 def _check_images_exist(layout: CelebALayout, image_ids: list[str], lines: list[int]) -> None:
     present = set(os.listdir(layout.image_dir))  # one listing, not 200k stat calls
-    for image_id, line in zip(image_ids, lines):
+    for image_id, line in zip(image_ids, lines, strict=True):
         if image_id not in present:
-            raise CelebAFormatError(layout.attr_file, line, f"image {layout.image_dir / image_id} does not exist")
+            raise CelebAFormatError(
+                layout.attr_file, line, f"image {layout.image_dir / image_id} does not exist"
+            )
 
 
 def _read_partitions(layout: CelebALayout, image_ids: list[str]) -> np.ndarray:

@@ -58,7 +58,14 @@ class AttributeClassifier(pl.LightningModule):
         logits = self(pixels)
         loss = self.loss(logits, labels)
         metrics.update(torch.sigmoid(logits.detach()), labels.int())
-        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True, sync_dist=stage != "train")
+        self.log(
+            f"{stage}/loss",
+            loss,
+            on_step=stage == "train",
+            on_epoch=True,
+            prog_bar=True,
+            sync_dist=stage != "train",
+        )
         return loss
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
@@ -76,7 +83,9 @@ class AttributeClassifier(pl.LightningModule):
         self.log(f"{prefix}auroc", values[f"{prefix}auroc"], prog_bar=True)
         for kind in ("auroc", "f1"):
             per_attribute = values[f"{prefix}{kind}_per_attribute"]
-            self.log_dict({f"{prefix}{kind}/{name}": v for name, v in zip(ATTRIBUTES, per_attribute)})
+            self.log_dict(
+                {f"{prefix}{kind}/{name}": v for name, v in zip(ATTRIBUTES, per_attribute, strict=True)}
+            )
         metrics.reset()
 
     def on_train_epoch_end(self) -> None:
@@ -88,8 +97,10 @@ class AttributeClassifier(pl.LightningModule):
     def on_test_epoch_end(self) -> None:
         self._log_epoch(self.test_metrics)
 
-    def configure_optimizers(self):  # noqa: ANN201 - Lightning's union of return shapes
-        optimizer = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+    def configure_optimizers(self):
+        optimizer = torch.optim.AdamW(
+            self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
+        )
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=self.hparams.lr, total_steps=self.trainer.estimated_stepping_batches
         )

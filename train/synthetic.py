@@ -12,12 +12,12 @@ Same arguments, same bytes: each image has its own generator seeded by (seed, in
 """
 
 import argparse
-import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from PIL import Image, ImageDraw
 
 from models.attributes import ATTRIBUTES
@@ -161,23 +161,45 @@ def render_face(spec: FaceSpec, rng: np.random.Generator) -> Image.Image:
     for side in (-1, 1):
         ex = cx + side * 0.4 * rx
         draw.ellipse((ex - 7 * scale, eye_y - 4 * scale, ex + 7 * scale, eye_y + 4 * scale), fill="white")
-        draw.ellipse((ex - 3 * scale, eye_y - 3 * scale, ex + 3 * scale, eye_y + 3 * scale), fill=(40, 30, 30))
-        draw.line((ex - 8 * scale, eye_y - 10 * scale, ex + 8 * scale, eye_y - 11 * scale), fill=(60, 40, 30), width=2)
+        draw.ellipse(
+            (ex - 3 * scale, eye_y - 3 * scale, ex + 3 * scale, eye_y + 3 * scale), fill=(40, 30, 30)
+        )
+        draw.line(
+            (ex - 8 * scale, eye_y - 10 * scale, ex + 8 * scale, eye_y - 11 * scale),
+            fill=(60, 40, 30),
+            width=2,
+        )
         if spec.eyeglasses:
-            draw.ellipse((ex - 12 * scale, eye_y - 9 * scale, ex + 12 * scale, eye_y + 9 * scale), outline=(15, 15, 20), width=3)
+            draw.ellipse(
+                (ex - 12 * scale, eye_y - 9 * scale, ex + 12 * scale, eye_y + 9 * scale),
+                outline=(15, 15, 20),
+                width=3,
+            )
     if spec.eyeglasses:
-        draw.line((cx - 0.4 * rx + 12 * scale, eye_y, cx + 0.4 * rx - 12 * scale, eye_y), fill=(15, 15, 20), width=3)
-    draw.line((cx, eye_y + 6 * scale, cx - 4 * scale, cy + 0.25 * ry, cx + 2 * scale, cy + 0.27 * ry), fill=(120, 70, 50), width=2)
+        draw.line(
+            (cx - 0.4 * rx + 12 * scale, eye_y, cx + 0.4 * rx - 12 * scale, eye_y), fill=(15, 15, 20), width=3
+        )
+    draw.line(
+        (cx, eye_y + 6 * scale, cx - 4 * scale, cy + 0.25 * ry, cx + 2 * scale, cy + 0.27 * ry),
+        fill=(120, 70, 50),
+        width=2,
+    )
 
     _draw_mouth(draw, spec, cx, cy + 0.5 * ry, scale)
     facial_hair = hair if not spec.bald else HAIR_COLOURS["Black_Hair"]
     if spec.mustache:
-        draw.rounded_rectangle((cx - 13 * scale, cy + 0.27 * ry, cx + 13 * scale, cy + 0.27 * ry + 5 * scale), radius=3, fill=facial_hair)
+        draw.rounded_rectangle(
+            (cx - 13 * scale, cy + 0.27 * ry, cx + 13 * scale, cy + 0.27 * ry + 5 * scale),
+            radius=3,
+            fill=facial_hair,
+        )
     if spec.beard == "goatee":
         draw.ellipse((cx - 8 * scale, cy + 0.72 * ry, cx + 8 * scale, cy + 1.02 * ry), fill=facial_hair)
     if spec.hat:
         top = cy - ry - 22 * scale
-        draw.rounded_rectangle((cx - 0.85 * rx, top, cx + 0.85 * rx, cy - 0.6 * ry), radius=8, fill=hat_colour)
+        draw.rounded_rectangle(
+            (cx - 0.85 * rx, top, cx + 0.85 * rx, cy - 0.6 * ry), radius=8, fill=hat_colour
+        )
         draw.rectangle((cx - 1.35 * rx, cy - 0.72 * ry, cx + 1.35 * rx, cy - 0.58 * ry), fill=hat_colour)
 
     image = image.rotate(float(rng.uniform(-7, 7)), resample=Image.Resampling.BILINEAR, fillcolor=background)
@@ -195,9 +217,20 @@ def _draw_mouth(draw: ImageDraw.ImageDraw, spec: FaceSpec, x: float, y: float, s
         draw.chord(box, 0, 180, fill=inside, outline=lips, width=width)
         draw.rectangle((x - 11 * scale, y + 1, x + 11 * scale, y + 3 * scale), fill=(245, 245, 240))
     elif spec.smiling:
-        draw.arc((x - 19 * scale, y - 20 * scale, x + 19 * scale, y + 8 * scale), 20, 160, fill=lips, width=width + 2)
+        draw.arc(
+            (x - 19 * scale, y - 20 * scale, x + 19 * scale, y + 8 * scale),
+            20,
+            160,
+            fill=lips,
+            width=width + 2,
+        )
     elif spec.mouth_open:  # a small "O"
-        draw.ellipse((x - 7 * scale, y - 5 * scale, x + 7 * scale, y + 7 * scale), fill=inside, outline=lips, width=width)
+        draw.ellipse(
+            (x - 7 * scale, y - 5 * scale, x + 7 * scale, y + 7 * scale),
+            fill=inside,
+            outline=lips,
+            width=width,
+        )
     else:
         draw.line((x - 9 * scale, y, x + 9 * scale, y), fill=lips, width=width + 1)
 
@@ -225,20 +258,19 @@ def generate(out: Path, n: int, seed: int) -> None:
         raise ValueError("n must be at least 10 so that every partition has images")
     image_dir = out / IMAGE_DIR
     image_dir.mkdir(parents=True, exist_ok=True)
-    with (
-        open(out / "list_attr_celeba.csv", "w", newline="") as attr_file,
-        open(out / "list_eval_partition.csv", "w", newline="") as partition_file,
-    ):
-        attrs, partitions = csv.writer(attr_file), csv.writer(partition_file)
-        attrs.writerow(["image_id", *ATTRIBUTES])
-        partitions.writerow(["image_id", "partition"])
-        for index in range(n):
-            rng = np.random.default_rng([seed, index])
-            spec, labels = sample_labels(rng)
-            image_id = f"{index + 1:06d}.jpg"
-            render_face(spec, rng).save(image_dir / image_id, quality=JPEG_QUALITY)
-            attrs.writerow([image_id, *(labels[name] for name in ATTRIBUTES)])
-            partitions.writerow([image_id, partition_of(index, n)])
+    rows = []
+    for index in range(n):
+        rng = np.random.default_rng([seed, index])
+        spec, labels = sample_labels(rng)
+        image_id = f"{index + 1:06d}.jpg"
+        render_face(spec, rng).save(image_dir / image_id, quality=JPEG_QUALITY)
+        rows.append({"image_id": image_id, **labels})
+    table = pd.DataFrame(rows, columns=["image_id", *ATTRIBUTES])
+    table.to_csv(out / "list_attr_celeba.csv", index=False)
+    partitions = [partition_of(index, n) for index in range(n)]
+    pd.DataFrame({"image_id": table["image_id"], "partition": partitions}).to_csv(
+        out / "list_eval_partition.csv", index=False
+    )
     metadata = {"kind": "synthetic", "n": n, "seed": seed, "rendered_attributes": list(RENDERED)}
     (out / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
 
@@ -250,7 +282,9 @@ def read_metadata(root: Path) -> dict | None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, required=True, help="folder to write the data set into")
     parser.add_argument("--n", type=int, default=6000, help="number of images (default: 6000)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")

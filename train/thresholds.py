@@ -16,7 +16,7 @@ def tune_thresholds(probabilities: Tensor, labels: Tensor) -> Tensor:
         probabilities, labels.int(), num_labels=NUM_ATTRIBUTES
     )
     thresholds = torch.full((NUM_ATTRIBUTES,), 0.5)
-    for i, (precision, recall, cutoff) in enumerate(zip(precisions, recalls, cutoffs)):
+    for i, (precision, recall, cutoff) in enumerate(zip(precisions, recalls, cutoffs, strict=True)):
         if labels[:, i].sum() == 0 or len(cutoff) == 0:
             continue
         # The curve has one more point than cutoffs (recall 0 at the end): drop it.

@@ -1,0 +1,43 @@
+# face-attributes: `make serve` (train the demo model if needed, then serve) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 3000
+MODEL ?= face-attributes:latest
+# BENTOML_HOME set by the caller is passed through untouched (default: ~/bentoml).
+
+.PHONY: install model serve test lint format clean
+
+# pip, not uv: only pip takes the local CPU wheel of torch==2.13.0 (see GOTCHAS).
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+# The demo model: generated data, trained on the CPU in a few minutes, saved to the store.
+model: install
+	@$(BIN)/bentoml models get $(MODEL) >/dev/null 2>&1 \
+		&& echo "model $(MODEL) found in the store" \
+		|| $(BIN)/python -m train
+
+serve: model
+	FACE_ATTRIBUTES_MODEL=$(MODEL) $(BIN)/bentoml serve service:FaceAttributes --port $(PORT)
+
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) runs data .pytest_cache .ruff_cache

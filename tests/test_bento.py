@@ -1,0 +1,66 @@
+"""``bentoml build`` -> serve the bento; ``bentoml export`` -> ``import`` into a fresh store -> serve."""
+
+import os
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .conftest import BENTOML, ROOT, TrainedModel, copy_home, serving
+from .images import face_jpeg
+
+pytestmark = pytest.mark.slow
+
+
+def bentoml_cli(home: Path, *args: str, cwd: Path = ROOT) -> str:
+    result = subprocess.run(
+        [BENTOML, *args], cwd=cwd, env={**os.environ, "BENTOML_HOME": str(home)},
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    return result.stdout
+
+
+def assert_serves(target: str, home: Path, cwd: Path) -> None:
+    with serving(target, home, cwd=cwd) as url:
+        response = httpx.post(
+            f"{url}/predict", files={"image": ("f.jpg", face_jpeg(3), "image/jpeg")}, timeout=60
+        )
+        assert response.status_code == 200
+        assert len(response.json()["attributes"]) == 40
+
+
+@pytest.fixture(scope="module")
+def built(trained: TrainedModel, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    home = copy_home(trained.home, tmp_path_factory.mktemp("build") / "home")
+    tag = bentoml_cli(home, "build", "-o", "tag").strip().splitlines()[-1].removeprefix("__tag__:")
+    return home, tag
+
+
+def test_build_embeds_the_model_and_only_serving_code(built: tuple[Path, str], trained: TrainedModel) -> None:
+    home, tag = built
+    name, version = tag.split(":")
+    bento = home / "bentos" / name / version
+    manifest = (bento / "bento.yaml").read_text()
+    assert f"tag: {trained.tag}" in manifest
+    source = bento / "src"
+    assert (source / "service.py").is_file() and (source / "models" / "network.py").is_file()
+    assert not (source / "train").exists() and not (source / "tests").exists()
+    requirements = (bento / "env" / "python" / "requirements.txt").read_text()
+    assert "torch==2.13.0" in requirements and "lightning" not in requirements
+
+
+def test_the_built_bento_serves(built: tuple[Path, str], tmp_path: Path) -> None:
+    home, tag = built
+    assert_serves(tag, home, cwd=tmp_path)  # away from the project: only the bento's code
+
+
+def test_export_import_round_trip_into_a_fresh_store(built: tuple[Path, str], tmp_path: Path) -> None:
+    home, tag = built
+    archive = tmp_path / "face-attributes.bento"
+    bentoml_cli(home, "export", tag, str(archive))
+    fresh = tmp_path / "fresh-home"
+    bentoml_cli(fresh, "import", str(archive))
+    assert tag in bentoml_cli(fresh, "list")
+    assert_serves(tag, fresh, cwd=tmp_path)

@@ -1,0 +1,64 @@
+"""Zero lost requests under concurrent load, and batching never mixes answers up."""
+
+import asyncio
+
+import httpx
+import pytest
+
+from .images import face_jpeg
+
+pytestmark = pytest.mark.slow
+
+CLIENTS = 32
+REQUESTS = 500
+
+
+def probabilities(prediction: dict) -> dict[str, float]:
+    return {a["name"]: a["probability"] for a in prediction["attributes"]}
+
+
+async def hammer(url: str, images: list[bytes]) -> list[tuple[int, int, dict | str]]:
+    """CLIENTS concurrent callers share REQUESTS uploads; returns (image index, status, body)."""
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(REQUESTS):
+        queue.put_nowait(i % len(images))
+    results: list[tuple[int, int, dict | str]] = []
+
+    async def client(http: httpx.AsyncClient) -> None:
+        while not queue.empty():
+            index = queue.get_nowait()
+            try:
+                response = await http.post(
+                    "/predict", files={"image": ("f.jpg", images[index], "image/jpeg")}
+                )
+                body = response.json() if response.status_code == 200 else response.text
+                results.append((index, response.status_code, body))
+            except httpx.HTTPError as error:
+                results.append((index, 0, repr(error)))
+
+    async with httpx.AsyncClient(base_url=url, timeout=120) as http:
+        await asyncio.gather(*(client(http) for _ in range(CLIENTS)))
+    return results
+
+
+def test_concurrent_clients_lose_nothing_and_get_their_own_answers(server: str) -> None:
+    images = [face_jpeg(seed) for seed in range(8)]
+    expected = [
+        probabilities(httpx.post(f"{server}/predict", files={"image": ("f.jpg", d, "image/jpeg")}).json())
+        for d in images
+    ]
+    results = asyncio.run(hammer(server, images))
+
+    assert len(results) == REQUESTS
+    failures = [(status, body) for _, status, body in results if status != 200]
+    assert not failures, failures[:3]
+    for index, _, body in results:
+        got = probabilities(body)  # type: ignore[arg-type]
+        assert max(abs(got[name] - p) for name, p in expected[index].items()) <= 1e-5
+    metrics = httpx.get(f"{server}/metrics").text
+    batch_count = next(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("bentoml_service_adaptive_batch_size_count") and 'method_name="classify"' in line
+    )
+    assert batch_count < REQUESTS, "the worker should have batched concurrent requests together"
