@@ -58,7 +58,7 @@ def synthetic_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from train.synthetic import generate
 
     out = tmp_path_factory.mktemp("synthetic")
-    generate(out, n=3000, seed=7)
+    generate(out, n=4000, seed=7)
     return out
 
 
@@ -88,7 +88,7 @@ def trained(synthetic_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Tr
     """The real CLI, end to end, on the synthetic set: a small but genuinely trained model."""
     home = tmp_path_factory.mktemp("home")
     output_dir = tmp_path_factory.mktemp("run")
-    result = run_training(synthetic_dir, output_dir, home, "--max-epochs", "8", "--num-workers", "1")
+    result = run_training(synthetic_dir, output_dir, home, "--max-epochs", "12", "--num-workers", "1")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     tag = next(line.split(": ")[1] for line in result.stdout.splitlines() if line.startswith("saved to"))
     return TrainedModel(home, output_dir, json.loads((output_dir / "report.json").read_text()), tag)

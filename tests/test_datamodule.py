@@ -34,6 +34,6 @@ def test_augmentation_keeps_shape_and_dtype() -> None:
 def test_describe_reports_partition_sizes_and_rendered_attributes(synthetic_dir: Path) -> None:
     datamodule = CelebADataModule(synthetic_dir, FacePreset())
     described = datamodule.describe()
-    assert described["images"] == {"train": 2400, "val": 300, "test": 300}
+    assert described["images"] == {"train": 3200, "val": 400, "test": 400}
     assert described["kind"] == "synthetic" and described["layout"] == "kaggle"
     assert "Smiling" in datamodule.rendered_attributes

@@ -105,7 +105,7 @@ def test_eyeglasses_are_seen(server: str) -> None:
     for seed in (20, 21):
         with_glasses = probabilities(predict(server, face_jpeg(seed, eyeglasses=True)).json())
         without = probabilities(predict(server, face_jpeg(seed, eyeglasses=False)).json())
-        assert with_glasses["Eyeglasses"] > 0.5 > without["Eyeglasses"]
+        assert with_glasses["Eyeglasses"] > without["Eyeglasses"] + 0.3
 
 
 def test_python_client(server: str, tmp_path: Path) -> None:

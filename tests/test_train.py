@@ -91,6 +91,6 @@ def test_training_saves_the_model_and_its_card_to_the_store(trained: TrainedMode
     assert (preprocessing["resize_size"], preprocessing["crop_size"]) == (64, 64)
     assert preprocessing["mean"] == [0.485, 0.456, 0.406] and preprocessing["std"] == [0.229, 0.224, 0.225]
     assert metadata["architecture"] == "tiny" and metadata["dataset"]["kind"] == "synthetic"
-    assert metadata["training_args"]["max_epochs"] == 8
+    assert metadata["training_args"]["max_epochs"] == 12
     assert info["labels"]["task"] == "multilabel-classification"
     assert bentoml.__version__ == "1.4.39"

@@ -185,7 +185,7 @@ def render_face(spec: FaceSpec, rng: np.random.Generator) -> Image.Image:
         width=2,
     )
 
-    _draw_mouth(draw, spec, cx, cy + 0.5 * ry, scale)
+    _draw_mouth(draw, spec, skin, cx, cy + 0.5 * ry, scale)
     facial_hair = hair if not spec.bald else HAIR_COLOURS["Black_Hair"]
     if spec.mustache:
         draw.rounded_rectangle(
@@ -207,9 +207,12 @@ def render_face(spec: FaceSpec, rng: np.random.Generator) -> Image.Image:
     return Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))
 
 
-def _draw_mouth(draw: ImageDraw.ImageDraw, spec: FaceSpec, x: float, y: float, scale: float) -> None:
+def _draw_mouth(
+    draw: ImageDraw.ImageDraw, spec: FaceSpec, skin: tuple[int, ...], x: float, y: float, scale: float
+) -> None:
     """A smile is wide and curved, a neutral mouth short and straight; open mouths are dark inside."""
-    lips = (200, 16, 48) if spec.lipstick else (150, 86, 80)
+    # Bare lips are a darker shade of the skin, so they show on every skin tone.
+    lips = (200, 16, 48) if spec.lipstick else tuple(int(c * 0.55) for c in skin)
     width = 4 if spec.lipstick else 3
     inside = (70, 10, 20)
     if spec.smiling and spec.mouth_open:  # a "D" on its back, teeth showing
