@@ -1,6 +1,6 @@
 import torch
 
-from train.thresholds import apply_thresholds, tune_thresholds
+from train.thresholds import NEVER, apply_thresholds, tune_thresholds
 
 
 def test_threshold_separates_a_separable_attribute() -> None:
@@ -30,3 +30,14 @@ def test_attribute_without_positives_keeps_one_half() -> None:
     labels[:10, 0] = 1
     thresholds = tune_thresholds(torch.rand(50, 40), labels)
     assert thresholds[1] == 0.5
+
+
+def test_an_attribute_the_model_cannot_rank_is_never_present() -> None:
+    generator = torch.Generator().manual_seed(1)
+    labels = (torch.rand(400, 40, generator=generator) < 0.4).float()
+    probabilities = labels * 0.5 + torch.rand(400, 40, generator=generator) * 0.5
+    probabilities[:, 5] = torch.rand(400, generator=generator)  # pure noise: AUROC about 0.5
+    thresholds = tune_thresholds(probabilities, labels)
+    assert thresholds[5] == NEVER
+    assert apply_thresholds(probabilities, thresholds)[:, 5].sum() == 0
+    assert thresholds[4] < NEVER

@@ -31,73 +31,65 @@ from train.module import AttributeClassifier
 from train.thresholds import tune_thresholds
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keep the usage examples' layout and show every default."""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = argparse.ArgumentParser(prog="python -m train", description=__doc__, formatter_class=HelpFormatter)
     data = p.add_argument_group("data")
     data.add_argument(
         "--data-dir",
         type=Path,
         default=None,
-        help="CelebA root, Kaggle or original layout (default: the synthetic set)",
+        help="CelebA root, Kaggle or original layout",
     )
     data.add_argument(
         "--synthetic-dir",
         type=Path,
         default=Path("data/synthetic"),
-        help="where the synthetic set lives or is generated (default: data/synthetic)",
+        help="where the synthetic set lives or is generated",
     )
     data.add_argument(
         "--synthetic-size",
         type=int,
         default=8000,
-        help="images to generate when the synthetic set is missing (default: 8000)",
+        help="images to generate when the synthetic set is missing",
     )
-    data.add_argument(
-        "--resize-size", type=int, default=64, help="shorter side after resizing, pixels (default: 64)"
-    )
+    data.add_argument("--resize-size", type=int, default=64, help="shorter side after resizing, pixels")
     data.add_argument(
         "--crop-size",
         type=int,
         default=64,
-        help="square centre crop fed to the network, pixels (default: 64)",
+        help="square centre crop fed to the network, pixels",
     )
-    data.add_argument("--batch-size", type=int, default=64, help="batch size per device (default: 64)")
-    data.add_argument(
-        "--num-workers", type=int, default=1, help="data-loading processes per device (default: 1)"
-    )
+    data.add_argument("--batch-size", type=int, default=64, help="batch size per device")
+    data.add_argument("--num-workers", type=int, default=1, help="data-loading processes per device")
 
     model = p.add_argument_group("model and optimiser")
-    model.add_argument(
-        "--arch", choices=sorted(ARCHITECTURES), default="tiny", help="network (default: tiny)"
-    )
+    model.add_argument("--arch", choices=sorted(ARCHITECTURES), default="tiny", help="network")
     model.add_argument(
         "--pretrained-weights",
         type=Path,
         default=None,
         help="local torchvision-format ImageNet state dict to start from",
     )
-    model.add_argument("--lr", type=float, default=3e-3, help="peak learning rate, one-cycle (default: 3e-3)")
-    model.add_argument("--weight-decay", type=float, default=1e-4, help="AdamW weight decay (default: 1e-4)")
+    model.add_argument("--lr", type=float, default=3e-3, help="peak learning rate, one-cycle")
+    model.add_argument("--weight-decay", type=float, default=1e-4, help="AdamW weight decay")
 
     trainer = p.add_argument_group("trainer")
-    trainer.add_argument("--max-epochs", type=int, default=15, help="epochs at most (default: 15)")
+    trainer.add_argument("--max-epochs", type=int, default=15, help="epochs at most")
     trainer.add_argument(
         "--patience",
         type=int,
         default=5,
-        help="epochs without val AUROC gain before stopping early (default: 5)",
+        help="epochs without val AUROC gain before stopping early",
     )
-    trainer.add_argument("--accelerator", default="auto", help="cpu, gpu, mps or auto (default: auto)")
-    trainer.add_argument(
-        "--devices", default="auto", help="number of devices, a list, or auto (default: auto)"
-    )
-    trainer.add_argument("--strategy", default="auto", help="auto, ddp, ddp_spawn, fsdp... (default: auto)")
-    trainer.add_argument(
-        "--precision", default="32-true", help="32-true, 16-mixed, bf16-mixed... (default: 32-true)"
-    )
-    trainer.add_argument("--seed", type=int, default=0, help="seed for everything (default: 0)")
+    trainer.add_argument("--accelerator", default="auto", help="cpu, gpu, mps or auto")
+    trainer.add_argument("--devices", default="auto", help="number of devices, a list, or auto")
+    trainer.add_argument("--strategy", default="auto", help="auto, ddp, ddp_spawn, fsdp...")
+    trainer.add_argument("--precision", default="32-true", help="32-true, 16-mixed, bf16-mixed...")
+    trainer.add_argument("--seed", type=int, default=0, help="seed for everything")
     trainer.add_argument(
         "--fast-dev-run",
         action="store_true",
@@ -109,11 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--output-dir",
         type=Path,
         default=Path("runs"),
-        help="checkpoints, logs, report and the TorchScript file (default: runs)",
+        help="checkpoints, logs, report and the TorchScript file",
     )
-    output.add_argument(
-        "--model-name", default=MODEL_NAME, help=f"name in the BentoML model store (default: {MODEL_NAME})"
-    )
+    output.add_argument("--model-name", default=MODEL_NAME, help="name in the BentoML model store")
     output.add_argument("--no-store", action="store_true", help="do not save into the BentoML model store")
     return p
 
