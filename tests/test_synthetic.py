@@ -15,6 +15,7 @@ from train.synthetic import (
     RENDERED,
     FaceSpec,
     generate,
+    metadata_for,
     render_face,
     sample_spec,
 )
@@ -62,6 +63,7 @@ def test_metadata_lists_the_rendered_attributes(synthetic_dir: Path) -> None:
     assert metadata["rendered_attributes"] == list(RENDERED)
     assert len(RENDERED) >= 12 and set(RENDERED) <= set(ATTRIBUTES)
     assert (metadata["n"], metadata["seed"]) == (4000, 7)
+    assert metadata == metadata_for(4000, 7)
 
 
 def test_labels_respect_real_world_exclusions(synthetic_dir: Path) -> None:

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from models.attributes import ATTRIBUTES
-from train.__main__ import build_parser, run
+from train.__main__ import build_parser, resolve_data_dir, run
 
 from .conftest import BENTOML, PYTHON, ROOT, TrainedModel
 
@@ -97,3 +97,14 @@ def test_training_saves_the_model_and_its_card_to_the_store(trained: TrainedMode
     assert metadata["training_args"]["max_epochs"] == 12
     assert info["labels"]["task"] == "multilabel-classification"
     assert bentoml.__version__ == "1.4.39"
+
+
+def test_the_synthetic_set_is_made_once_and_remade_when_asked_for_another(tmp_path: Path) -> None:
+    args = build_parser().parse_args(["--synthetic-dir", str(tmp_path / "syn"), "--synthetic-size", "20"])
+    root = resolve_data_dir(args)
+    labels = root / "list_attr_celeba.csv"
+    first = labels.stat().st_mtime_ns
+    assert resolve_data_dir(args) == root and labels.stat().st_mtime_ns == first  # reused
+    args.synthetic_size = 30
+    resolve_data_dir(args)
+    assert len(labels.read_text().splitlines()) == 31  # remade: header + 30 rows

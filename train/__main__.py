@@ -118,7 +118,8 @@ class TrainingResult:
 def resolve_data_dir(args: argparse.Namespace) -> Path:
     if args.data_dir is not None:
         return args.data_dir
-    if synthetic.read_metadata(args.synthetic_dir) is None:
+    wanted = synthetic.metadata_for(args.synthetic_size, args.seed)
+    if synthetic.read_metadata(args.synthetic_dir) != wanted:
         print(f"generating {args.synthetic_size} synthetic images into {args.synthetic_dir}", flush=True)
         synthetic.generate(args.synthetic_dir, args.synthetic_size, seed=args.seed)
     return args.synthetic_dir

@@ -27,6 +27,7 @@ JPEG_QUALITY = 90
 METADATA_FILE = "synthetic_metadata.json"
 IMAGE_DIR = Path("img_align_celeba") / "img_align_celeba"
 SPLIT_FRACTIONS = (0.8, 0.1, 0.1)  # train / val / test, contiguous ids like CelebA's
+GENERATOR_VERSION = 1  # bump when the drawing changes, so stale generated sets are remade
 
 RENDERED: tuple[str, ...] = (
     "Bald",
@@ -274,8 +275,18 @@ def generate(out: Path, n: int, seed: int) -> None:
     pd.DataFrame({"image_id": table["image_id"], "partition": partitions}).to_csv(
         out / "list_eval_partition.csv", index=False
     )
-    metadata = {"kind": "synthetic", "n": n, "seed": seed, "rendered_attributes": list(RENDERED)}
-    (out / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
+    (out / METADATA_FILE).write_text(json.dumps(metadata_for(n, seed), indent=2) + "\n")
+
+
+def metadata_for(n: int, seed: int) -> dict:
+    """What ``generate(out, n, seed)`` records; a folder with other metadata holds another set."""
+    return {
+        "kind": "synthetic",
+        "generator_version": GENERATOR_VERSION,
+        "n": n,
+        "seed": seed,
+        "rendered_attributes": list(RENDERED),
+    }
 
 
 def read_metadata(root: Path) -> dict | None:
