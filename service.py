@@ -10,27 +10,33 @@ Two BentoML services, so decoding scales apart from inference:
 """
 
 import functools
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, ParamSpec, TypeVar
+from typing import Annotated, Any, ParamSpec, TypeVar
 
+import aiohttp
 import anyio
 import bentoml
 import numpy as np
 import torch
+from bentoml.exceptions import BentoMLException
 from bentoml.validators import DType
 from fastapi import FastAPI
 from starlette.responses import JSONResponse
 
-from models.images import InvalidImageError, decode_image
+from models.edge import Edge, EdgeSettings, document_errors
+from models.errors import ApiError, WorkerUnavailableError
+from models.images import ImageError, decode_image
 from models.predictions import ModelMetadata, Prediction, to_prediction
 from models.store import load_model, read_card, served_model_tag
 
+logger = logging.getLogger("face_attributes")
 MODEL = bentoml.models.BentoModel(served_model_tag())
-MAX_IMAGES_PER_REQUEST = 32
-# Largest batch one forward pass may take. Well above the 32 images one /predict_batch may
+EDGE = EdgeSettings.from_env()
+# Largest batch one forward pass may take: twice the most images one /predict_batch may
 # carry, so such a request always fits in one batch with others.
-MAX_BATCH_SIZE = 64
+MAX_BATCH_SIZE = 2 * EDGE.max_images
 # The batcher answers 503 to requests it expects to exceed this; a forward pass of a full
 # batch takes well under a second on 2 CPU cores, so 10 s only ever trips on a stalled worker.
 MAX_LATENCY_MS = 10_000
@@ -73,14 +79,16 @@ class AttributeClassifier:
 
 
 def json_errors(api: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-    """Answer an unreadable upload with a 400 and a JSON body saying what was wrong."""
+    """Answer an ``ApiError`` with its status and ``{"error", "message"}``."""
 
     @functools.wraps(api)
     async def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return await api(*args, **kwargs)
-        except InvalidImageError as error:
-            return JSONResponse({"error": "invalid_image", "message": str(error)}, status_code=400)  # type: ignore[return-value]
+        except ApiError as error:
+            headers = {"Retry-After": "1"} if error.status == 503 else None
+            body = {"error": error.code, "message": str(error)}
+            return JSONResponse(body, status_code=error.status, headers=headers)  # type: ignore[return-value]
 
     return guarded
 
@@ -111,11 +119,14 @@ class FaceAttributes:
         for index, image_file in enumerate(files):
             try:
                 pixels.append(await anyio.to_thread.run_sync(self._pixels, image_file))
-            except InvalidImageError as error:
-                raise InvalidImageError(
-                    f"images[{index}]: {error}" if len(files) > 1 else str(error)
-                ) from None
-        probabilities = await self.classifier.to_async.classify(np.stack(pixels))
+            except ImageError as error:
+                error.args = (f"images[{index}]: {error}",) if len(files) > 1 else error.args
+                raise
+        try:
+            probabilities = await self.classifier.to_async.classify(np.stack(pixels))
+        except (TimeoutError, aiohttp.ClientError, BentoMLException) as error:
+            logger.warning("inference worker call failed: %r", error)
+            raise WorkerUnavailableError("the inference worker did not answer; retry") from error
         return [to_prediction(p, self.card, self.tag) for p in probabilities]
 
     @bentoml.api
@@ -127,12 +138,18 @@ class FaceAttributes:
     @bentoml.api
     @json_errors
     async def predict_batch(self, images: list[ImageFile]) -> list[Prediction]:
-        """One prediction per uploaded image, in upload order."""
-        if not 1 <= len(images) <= MAX_IMAGES_PER_REQUEST:
-            raise InvalidImageError(f"send 1 to {MAX_IMAGES_PER_REQUEST} images, got {len(images)}")
+        """One prediction per uploaded image, in upload order (at most 32 by default)."""
         return await self._classify(images)
 
     @metadata_app.get("/metadata")
     def metadata(self) -> ModelMetadata:
         """The model card: attribute names, thresholds, preprocessing, metrics."""
         return ModelMetadata(model=self.tag, **self.card.model_dump())
+
+    # Served ahead of BentoML's own /docs.json: the same document, plus the error shape.
+    @metadata_app.get("/docs.json", include_in_schema=False)
+    def openapi(self) -> dict[str, Any]:
+        return document_errors(FaceAttributes.openapi_spec.asdict(), EDGE)
+
+
+FaceAttributes.add_asgi_middleware(Edge, settings=EDGE)

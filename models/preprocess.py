@@ -1,8 +1,8 @@
 """The one preprocessing definition used by training, export and serving.
 
 It runs in two halves so that the heavy float tensor is only made where the network is:
-``to_pixels`` (PIL image -> uint8 CHW array: RGB, resize, centre crop) runs where images
-are decoded; ``Normalize`` (uint8 -> float, mean/std) runs inside the network's device,
+``to_pixels`` (PIL image -> uint8 CHW array: upright RGB, resize, centre crop) runs where
+images are decoded; ``Normalize`` (uint8 -> float, mean/std) runs inside the network's device,
 both in the LightningModule and inside the exported TorchScript artifact.
 """
 
@@ -11,11 +11,32 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 from torch import Tensor, nn
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# Transparent pixels are shown on white, as browsers and image viewers do.
+ALPHA_BACKGROUND = (255, 255, 255)
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any PIL image -> 8-bit RGB: EXIF orientation applied, alpha composited on white,
+    16-bit and 32-bit grey scaled down (Pillow's own conversion would clip them)."""
+    image = ImageOps.exif_transpose(image)
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
+        grey = np.asarray(image, dtype=np.float64) / 257.0  # 0..65535 -> 0..255
+        image = Image.fromarray(np.clip(np.round(grey), 0, 255).astype(np.uint8), "L")
+    elif image.mode == "F":
+        image = Image.fromarray(np.clip(np.asarray(image), 0, 255).astype(np.uint8), "L")
+    if image.mode == "P":
+        image = image.convert("RGBA")  # keeps a transparent palette entry as alpha
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        flat = Image.new("RGB", rgba.size, ALPHA_BACKGROUND)
+        flat.paste(rgba, mask=rgba.getchannel("A"))
+        return flat
+    return image.convert("RGB")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,8 +55,13 @@ class FacePreset:
             )
 
     def to_pixels(self, image: Image.Image) -> np.ndarray:
-        """An RGB image of any size -> uint8 array of shape (3, crop_size, crop_size)."""
-        image = image.convert("RGB")
+        """Any image, any size -> uint8 array of shape (3, crop_size, crop_size).
+
+        Sizing rule: scale so the shorter side is ``resize_size`` (up or down, bilinear with
+        antialiasing), then cut the centred ``crop_size`` square; a 1x1 image works, and a
+        very long strip keeps its middle.
+        """
+        image = to_rgb(image)
         width, height = image.size
         scale = self.resize_size / min(width, height)
         size = (max(self.resize_size, round(width * scale)), max(self.resize_size, round(height * scale)))

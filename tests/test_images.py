@@ -1,35 +1,186 @@
-import io
+"""Decoding uploads: every format users send, and a precise error for everything else."""
 
+import io
+import struct
+import time
+import zlib
+
+import numpy as np
 import pytest
 from PIL import Image
 
-from models.images import InvalidImageError, decode_image
+from models.images import (
+    ImageTooLargeError,
+    InvalidImageError,
+    UnsupportedImageError,
+    decode_image,
+)
+from models.preprocess import FacePreset, to_rgb
 
-from .images import face, jpeg_bytes
+from .images import face
+
+RED, BLUE = (255, 0, 0), (0, 0, 255)
 
 
-def encoded(image: Image.Image, format: str) -> bytes:
+def encoded(image: Image.Image, format: str, **options: object) -> bytes:
     buffer = io.BytesIO()
-    image.save(buffer, format=format)
+    image.save(buffer, format=format, **options)
     return buffer.getvalue()
 
 
-@pytest.mark.parametrize("format", ["JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF"])
-def test_accepted_formats_decode(format: str) -> None:
-    image = decode_image(encoded(face(0), format))
-    assert image.size == (178, 218)
+def sixteen_bit_grey() -> bytes:
+    return encoded(Image.fromarray(np.full((30, 40), 32768, dtype=np.uint16)), "PNG")
+
+
+def animated_gif() -> bytes:
+    frames = [Image.new("RGB", (30, 20), RED), Image.new("RGB", (30, 20), BLUE)]
+    return encoded(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+
+
+def mpo() -> bytes:
+    frames = [Image.new("RGB", (30, 20), RED), Image.new("RGB", (30, 20), BLUE)]
+    return encoded(frames[0], "MPO", save_all=True, append_images=frames[1:])
+
+
+def palette_with_transparency() -> bytes:
+    image = Image.new("P", (30, 20), 0)
+    image.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
+    return encoded(image, "PNG", transparency=0)
+
+
+ACCEPTED = {
+    "jpeg-baseline": lambda: encoded(face(0), "JPEG"),
+    "jpeg-progressive": lambda: encoded(face(0), "JPEG", progressive=True),
+    "jpeg-grayscale": lambda: encoded(face(0).convert("L"), "JPEG"),
+    "jpeg-cmyk": lambda: encoded(face(0).convert("CMYK"), "JPEG"),
+    "png-rgb": lambda: encoded(face(0), "PNG"),
+    "png-rgba": lambda: encoded(face(0).convert("RGBA"), "PNG"),
+    "png-palette": lambda: encoded(face(0).convert("P"), "PNG"),
+    "png-palette-transparent": palette_with_transparency,
+    "png-16-bit": sixteen_bit_grey,
+    "png-grey-alpha": lambda: encoded(face(0).convert("LA"), "PNG"),
+    "webp": lambda: encoded(face(0), "WEBP"),
+    "bmp": lambda: encoded(face(0), "BMP"),
+    "tiff": lambda: encoded(face(0), "TIFF"),
+    "gif-animated": animated_gif,
+    "mpo": mpo,
+}
+
+
+@pytest.mark.parametrize("kind", sorted(ACCEPTED))
+def test_every_accepted_kind_decodes_to_model_pixels(kind: str) -> None:
+    image = decode_image(ACCEPTED[kind]())
+    assert to_rgb(image).mode == "RGB"
+    pixels = FacePreset().to_pixels(image)
+    assert pixels.shape == (3, 64, 64) and pixels.dtype == np.uint8
+
+
+def test_cmyk_jpeg_keeps_its_colours() -> None:
+    red = Image.new("RGB", (16, 16), RED)
+    rgb = to_rgb(decode_image(encoded(red.convert("CMYK"), "JPEG", quality=100)))
+    assert np.allclose(np.asarray(rgb)[8, 8], RED, atol=8)
+
+
+def test_sixteen_bit_grey_is_scaled_not_clipped() -> None:
+    assert np.asarray(to_rgb(decode_image(sixteen_bit_grey())))[0, 0].tolist() == [128, 128, 128]
+
+
+def test_transparency_is_composited_on_white() -> None:
+    rgb = np.asarray(to_rgb(decode_image(palette_with_transparency())))
+    assert rgb[0, 0].tolist() == [255, 255, 255]
+    clear = Image.new("RGBA", (8, 8), (10, 20, 30, 0))
+    assert np.asarray(to_rgb(decode_image(encoded(clear, "PNG"))))[0, 0].tolist() == [255, 255, 255]
+
+
+@pytest.mark.parametrize("kind", ["gif-animated", "mpo"])
+def test_multi_frame_files_use_the_first_frame(kind: str) -> None:
+    assert np.allclose(np.asarray(to_rgb(decode_image(ACCEPTED[kind]())))[5, 5], RED, atol=8)
+
+
+def test_exif_orientation_is_applied_before_preprocessing() -> None:
+    image = Image.new("RGB", (40, 20), RED)
+    image.paste(BLUE, (20, 0, 40, 20))  # left red, right blue
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    upright = to_rgb(decode_image(encoded(image, "JPEG", exif=exif, quality=100)))
+    assert upright.size == (20, 40)
+    top, bottom = np.asarray(upright)[2, 10], np.asarray(upright)[37, 10]
+    assert np.allclose(top, RED, atol=40) and np.allclose(bottom, BLUE, atol=40)
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
+
+
+def gif_declaring(width: int, height: int) -> bytes:
+    screen = struct.pack("<HHBBB", width, height, 0, 0, 0)
+    descriptor = b"," + struct.pack("<HHHHB", 0, 0, width, height, 0)
+    return b"GIF89a" + screen + descriptor + b"\x02\x02\x44\x01\x00;"
+
+
+@pytest.mark.parametrize("bomb", [png_declaring(30000, 30000), gif_declaring(30000, 30000)])
+def test_decompression_bombs_are_refused_from_the_header(bomb: bytes) -> None:
+    assert len(bomb) < 1000
+    start = time.perf_counter()
+    with pytest.raises(ImageTooLargeError, match="30000x30000") as error:
+        decode_image(bomb)
+    assert time.perf_counter() - start < 0.5  # nothing was decoded
+    assert error.value.status == 413
+
+
+def test_the_pixel_limit_is_configurable(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = encoded(Image.new("RGB", (20, 10)), "PNG")
+    assert decode_image(data, pixel_limit=200).size == (20, 10)
+    with pytest.raises(ImageTooLargeError, match="limit is 199"):
+        decode_image(data, pixel_limit=199)
+    monkeypatch.setenv("FACE_ATTRIBUTES_MAX_PIXELS", "100")
+    with pytest.raises(ImageTooLargeError, match="FACE_ATTRIBUTES_MAX_PIXELS"):
+        decode_image(data)
+
+
+def truncated(data: bytes) -> bytes:
+    return data[: len(data) // 2]
+
+
+def corrupt(data: bytes) -> bytes:
+    """A valid header, then 500 random bytes in the middle of the pixel data."""
+    middle = len(data) // 2
+    noise = np.random.default_rng(0).integers(0, 256, 500, dtype=np.uint8).tobytes()
+    return data[:middle] + noise + data[middle + 500 :]
 
 
 @pytest.mark.parametrize(
-    ("data", "message"),
+    ("data", "error", "message"),
     [
-        (b"", "empty"),
-        (b"<svg xmlns='http://www.w3.org/2000/svg'/>", "accepted formats: JPEG, PNG"),
-        (jpeg_bytes(face(0))[:3000], "could not be decoded"),
-        (encoded(face(0), "PNG")[:2000], "could not be decoded"),
-        (encoded(face(0), "ICO"), "accepted formats"),  # a real image, but not a format we take
+        (b"", InvalidImageError, "empty"),
+        (b"hello, I am text", InvalidImageError, "not an image"),
+        (
+            bytes(np.random.default_rng(1).integers(0, 256, 5000, dtype=np.uint8)),
+            InvalidImageError,
+            "not an image",
+        ),
+        (b"%PDF-1.7\n1 0 obj<<>>endobj", UnsupportedImageError, "PDF files are not accepted"),
+        (b"PK\x03\x04\x14\x00\x00\x00", UnsupportedImageError, "ZIP files"),
+        (b"<!DOCTYPE html><html><body>hi</body></html>", UnsupportedImageError, "HTML files"),
+        (b"<svg xmlns='http://www.w3.org/2000/svg'/>", UnsupportedImageError, "SVG files"),
+        (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00", UnsupportedImageError, "HEIC"),
+        (encoded(face(0), "ICO"), UnsupportedImageError, "ICO images are not accepted"),
+        (truncated(encoded(face(0), "JPEG")), InvalidImageError, "JPEG image could not be decoded"),
+        (truncated(encoded(face(0), "PNG")), InvalidImageError, "PNG image could not be decoded"),
+        (corrupt(encoded(face(0), "JPEG")), InvalidImageError, "JPEG image could not be decoded"),
+        (corrupt(encoded(face(0), "PNG")), InvalidImageError, "PNG image could not be decoded"),
     ],
 )
-def test_unreadable_uploads_say_what_was_wrong(data: bytes, message: str) -> None:
-    with pytest.raises(InvalidImageError, match=message):
+def test_unreadable_uploads_say_what_was_wrong(data: bytes, error: type, message: str) -> None:
+    with pytest.raises(error, match=message) as raised:
         decode_image(data)
+    assert "JPEG (and MPO), PNG, WebP" in str(raised.value) or "decoded" in str(raised.value)
