@@ -29,10 +29,10 @@ from models.edge import Edge, EdgeSettings, document_errors
 from models.errors import ApiError, WorkerUnavailableError
 from models.images import ImageError, decode_image
 from models.predictions import ModelMetadata, Prediction, to_prediction
-from models.store import load_model, read_card, served_model_tag
+from models.store import load_model, read_card, require_model, served_model_tag
 
 logger = logging.getLogger("face_attributes")
-MODEL = bentoml.models.BentoModel(served_model_tag())
+MODEL = bentoml.models.BentoModel(require_model(served_model_tag()).tag)
 EDGE = EdgeSettings.from_env()
 # Largest batch one forward pass may take: twice the most images one /predict_batch may
 # carry, so such a request always fits in one batch with others.

@@ -152,7 +152,8 @@ class Edge:
         content_type = dict(scope["headers"]).get(b"content-type", b"").decode("latin-1")
         expected = f"send multipart/form-data with the image file in field '{name}'"
         if not content_type.lower().startswith("multipart/form-data"):
-            raise Rejected(415, f"{expected}; got Content-Type {content_type or 'none'!r}")
+            got = repr(content_type) if content_type else "none"
+            raise Rejected(415, f"{expected}; got Content-Type {got}")
         try:
             form = await Request(scope, replay(body)).form(max_files=self.settings.max_images + 1)
         except (MultiPartException, ValueError) as error:

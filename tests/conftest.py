@@ -100,8 +100,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@dataclass(frozen=True)
+class RunningServer:
+    url: str
+    pid: int  # the `bentoml serve` process; its workers are its children
+
+
 @contextmanager
-def serving(target: str, home: Path, cwd: Path = ROOT) -> Iterator[str]:
+def serving(
+    target: str, home: Path, cwd: Path = ROOT, env: dict[str, str] | None = None
+) -> Iterator[RunningServer]:
     """``bentoml serve TARGET`` on a free loopback port until ready; stopped with its whole group."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -109,14 +117,14 @@ def serving(target: str, home: Path, cwd: Path = ROOT) -> Iterator[str]:
         process = subprocess.Popen(
             [BENTOML, "serve", target, "--host", "127.0.0.1", "--port", str(port)],
             cwd=cwd,
-            env={**os.environ, "BENTOML_HOME": str(home)},
+            env={**os.environ, "BENTOML_HOME": str(home), **(env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, so no worker outlives the test
         )
         try:
             wait_until_ready(url, process, log)
-            yield url
+            yield RunningServer(url, process.pid)
         finally:
             stop(process)
 
@@ -152,8 +160,8 @@ def stop(process: subprocess.Popen) -> None:
 @pytest.fixture(scope="session")
 def server(trained: TrainedModel) -> Iterator[str]:
     """The project's service as users run it, from the project folder."""
-    with serving("service:FaceAttributes", trained.home) as url:
-        yield url
+    with serving("service:FaceAttributes", trained.home) as running:
+        yield running.url
 
 
 def copy_home(source: Path, target: Path) -> Path:

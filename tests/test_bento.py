@@ -23,9 +23,9 @@ def bentoml_cli(home: Path, *args: str, cwd: Path = ROOT) -> str:
 
 
 def assert_serves(target: str, home: Path, cwd: Path) -> None:
-    with serving(target, home, cwd=cwd) as url:
+    with serving(target, home, cwd=cwd) as running:
         response = httpx.post(
-            f"{url}/predict", files={"image": ("f.jpg", face_jpeg(3), "image/jpeg")}, timeout=60
+            f"{running.url}/predict", files={"image": ("f.jpg", face_jpeg(3), "image/jpeg")}, timeout=60
         )
         assert response.status_code == 200
         assert len(response.json()["attributes"]) == 40

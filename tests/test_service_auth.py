@@ -1,0 +1,70 @@
+"""The optional API token, and what the shipped topology exposes to the network."""
+
+from collections.abc import Iterator
+
+import httpx
+import psutil
+import pytest
+
+from .conftest import RunningServer, TrainedModel, serving
+from .images import face_jpeg
+
+pytestmark = pytest.mark.slow
+
+TOKEN = "s3cret-token-for-tests"
+
+
+@pytest.fixture(scope="module")
+def guarded(trained: TrainedModel) -> Iterator[RunningServer]:
+    with serving("service:FaceAttributes", trained.home, env={"FACE_ATTRIBUTES_API_TOKEN": TOKEN}) as running:
+        yield running
+
+
+def predict(url: str, headers: dict[str, str] | None = None) -> httpx.Response:
+    files = {"image": ("f.jpg", face_jpeg(1), "image/jpeg")}
+    return httpx.post(f"{url}/predict", files=files, headers=headers, timeout=60)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [None, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}, {"Authorization": f"Basic {TOKEN}"},
+     {"Authorization": f"Bearer {TOKEN}x"}],
+    ids=["none", "wrong", "no-scheme", "basic", "longer"],
+)  # fmt: skip
+def test_prediction_without_the_right_token_is_401(guarded: RunningServer, headers: dict | None) -> None:
+    response = predict(guarded.url, headers)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert response.json()["error"] == "unauthorized"
+    assert "FACE_ATTRIBUTES_API_TOKEN" in response.json()["message"]
+
+
+def test_the_right_token_opens_prediction_and_metadata(guarded: RunningServer) -> None:
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    assert predict(guarded.url, headers).status_code == 200
+    assert httpx.get(f"{guarded.url}/metadata", headers=headers).status_code == 200
+    assert httpx.get(f"{guarded.url}/metadata").status_code == 401
+
+
+@pytest.mark.parametrize("route", ["/livez", "/readyz", "/healthz", "/metrics"])
+def test_probes_and_metrics_stay_open(guarded: RunningServer, route: str) -> None:
+    assert httpx.get(f"{guarded.url}{route}").status_code == 200
+
+
+def test_the_schema_declares_the_bearer_scheme(guarded: RunningServer) -> None:
+    spec = httpx.get(f"{guarded.url}/docs.json").json()
+    assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    assert spec["paths"]["/predict"]["post"]["security"] == [{"bearer": []}]
+
+
+def test_only_the_api_port_listens_on_the_network(guarded: RunningServer) -> None:
+    """The worker is reached over a Unix socket. Besides the API port, only the process manager's
+    own control endpoints (circus, in the `bentoml serve` process) listen, and only on loopback."""
+    api_port = int(guarded.url.rsplit(":", 1)[1])
+    arbiter = psutil.Process(guarded.pid)
+    for process in [arbiter, *arbiter.children(recursive=True)]:
+        for connection in process.net_connections(kind="inet"):
+            if connection.status != psutil.CONN_LISTEN or connection.laddr.port == api_port:
+                continue
+            assert process.pid == arbiter.pid, f"{process.cmdline()} listens on {connection.laddr}"
+            assert connection.laddr.ip == "127.0.0.1"

@@ -1,0 +1,83 @@
+"""Faults: a missing or damaged model stops the server at once; a killed worker is survived."""
+
+import asyncio
+import os
+import signal
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from .conftest import BENTOML, ROOT, TrainedModel, copy_home, free_port, serving
+from .images import face_jpeg
+
+pytestmark = pytest.mark.slow
+
+
+def serve_until_exit(home: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [BENTOML, "serve", "service:FaceAttributes", "--port", str(free_port())],
+        cwd=ROOT, env={**os.environ, "BENTOML_HOME": str(home)},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+def test_no_model_in_the_store_stops_the_server_with_the_fix(tmp_path: Path) -> None:
+    result = serve_until_exit(tmp_path / "empty-home")
+    assert result.returncode != 0
+    assert "no model 'face-attributes:latest'" in result.stderr
+    assert "python -m train" in result.stderr
+
+
+def test_a_damaged_torchscript_file_is_named(trained: TrainedModel, tmp_path: Path) -> None:
+    home = copy_home(trained.home, tmp_path / "home")
+    artifact = next(home.glob("models/face-attributes/*/model.pt"))
+    artifact.write_bytes(artifact.read_bytes()[:5000])
+    result = serve_until_exit(home)
+    assert result.returncode != 0
+    assert f"{artifact} (model {trained.tag}) is not a whole TorchScript file" in result.stderr
+
+
+def worker_pids(server_pid: int) -> list[int]:
+    return [
+        p.pid
+        for p in psutil.Process(server_pid).children(recursive=True)
+        if "AttributeClassifier" in " ".join(p.cmdline())
+    ]
+
+
+async def load_while(url: str, seconds: float, kill: callable) -> list[tuple[float, int, str]]:
+    """16 clients for ``seconds``; ``kill`` runs after 2 s. Returns (start, status, error code)."""
+    data, results, start = face_jpeg(4), [], time.monotonic()
+
+    async def client(http: httpx.AsyncClient) -> None:
+        while time.monotonic() - start < seconds:
+            t = time.monotonic() - start
+            response = await http.post("/predict", files={"image": ("f.jpg", data, "image/jpeg")})
+            code = response.json().get("error", "") if response.status_code != 200 else ""
+            results.append((t, response.status_code, code))
+
+    async def killer() -> None:
+        await asyncio.sleep(2)
+        kill()
+
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        await asyncio.gather(killer(), *(client(http) for _ in range(16)))
+    return results
+
+
+def test_a_killed_worker_is_replaced_and_its_callers_get_a_clean_503(trained: TrainedModel) -> None:
+    with serving("service:FaceAttributes", trained.home) as running:
+        server_pid = running.pid
+        (victim,) = worker_pids(server_pid)
+        results = asyncio.run(load_while(running.url, 14, lambda: os.kill(victim, signal.SIGKILL)))
+        statuses = Counter(status for _, status, _ in results)
+        assert set(statuses) <= {200, 503}, statuses
+        assert all(code == "worker_unavailable" for _, status, code in results if status == 503)
+        assert statuses[200] > 100
+        assert all(status == 200 for t, status, _ in results if t > 11), "not recovered 9 s after the kill"
+        assert worker_pids(server_pid) and worker_pids(server_pid) != [victim]
