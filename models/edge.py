@@ -11,12 +11,14 @@
 
 import hmac
 import json
+import logging
 import os
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 
@@ -26,6 +28,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+logger = logging.getLogger("face_attributes")
 TOKEN_ENV = "FACE_ATTRIBUTES_API_TOKEN"
 MAX_BODY_ENV = "FACE_ATTRIBUTES_MAX_BODY_BYTES"
 MAX_IMAGES_ENV = "FACE_ATTRIBUTES_MAX_BATCH_IMAGES"
@@ -111,6 +114,10 @@ class Edge:
             extra = [(b"www-authenticate", b"Bearer")] if rejected.status == 401 else []
             await send_error(send, rejected.status, rejected.code, rejected.message, extra)
             return
+        except Exception:  # a bug here must still answer: an escaped exception leaves the caller hanging
+            logger.exception("request check failed")
+            await send_error(send, 500, "internal_error", "the server failed to check the request")
+            return
         await self.app(scope, receive, send)
 
     def _authorize(self, scope: Scope) -> None:
@@ -156,8 +163,9 @@ class Edge:
             raise Rejected(415, f"{expected}; got Content-Type {got}")
         try:
             form = await Request(scope, replay(body)).form(max_files=self.settings.max_images + 1)
-        except (MultiPartException, ValueError) as error:
-            message = str(getattr(error, "message", error))
+        # Inside an app Starlette re-raises the parser's MultiPartException as HTTPException.
+        except (MultiPartException, HTTPException, ValueError) as error:
+            message = str(getattr(error, "message", None) or getattr(error, "detail", None) or error)
             if "Too many files" in message:
                 raise Rejected(413, self._too_many()) from None
             raise Rejected(400, f"malformed multipart body ({message}); {expected}") from None
@@ -165,7 +173,8 @@ class Edge:
             files = form.getlist(name)
             stray = sorted({key for key in form if key != name})
             if stray:
-                raise Rejected(400, f"unexpected field(s) {', '.join(stray)}; {expected}")
+                shown = ", ".join(repr(key[:40]) for key in stray[:5])
+                raise Rejected(400, f"unexpected field(s) {shown}; {expected}")
             if not files:
                 raise Rejected(400, f"missing upload field '{name}'; {expected}")
             if not all(isinstance(f, UploadFile) for f in files):

@@ -86,7 +86,7 @@ def test_a_bad_image_in_a_batch_is_named(server: str) -> None:
         ({"json": {"image": "aGVsbG8="}}, 415, "multipart/form-data"),
         ({"content": face_jpeg(1), "headers": {"content-type": "image/jpeg"}}, 415, "field 'image'"),
         ({"data": {"image": "not a file"}}, 415, "got Content-Type 'application/x-www-form-urlencoded'"),
-        ({"files": {"picture": ("a.jpg", face_jpeg(1), "image/jpeg")}}, 400, "unexpected field(s) picture"),
+        ({"files": {"picture": ("a.jpg", face_jpeg(1), "image/jpeg")}}, 400, "unexpected field(s) 'picture'"),
         ({"files": {"image": (None, "text")}}, 400, "must be a file upload"),
         (
             {"content": b"--x\r\ngarbage", "headers": {"content-type": "multipart/form-data; boundary=x"}},
