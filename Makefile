@@ -6,7 +6,7 @@ PORT ?= 3000
 MODEL ?= face-attributes:latest
 # BENTOML_HOME set by the caller is passed through untouched (default: ~/bentoml).
 
-.PHONY: install model serve test lint format clean
+.PHONY: install model serve test lint format soak clean
 
 # pip, not uv: only pip takes the local CPU wheel of torch==2.13.0 (see GOTCHAS).
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -30,6 +30,10 @@ test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
+
+# Memory over 20,000 requests against the served model (about 3 minutes on 2 cores).
+soak: model
+	FACE_ATTRIBUTES_MODEL=$(MODEL) $(BIN)/python -m bench.soak --requests 20000
 
 lint: install
 	$(BIN)/ruff check .

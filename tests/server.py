@@ -1,0 +1,83 @@
+"""Run the real server for tests and benchmarks: ``bentoml serve`` on a free loopback port."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+BENTOML = str(Path(sys.executable).parent / "bentoml")
+SERVER_START_TIMEOUT = 120
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class RunningServer:
+    url: str
+    pid: int  # the `bentoml serve` process; its workers are its children
+
+
+@contextmanager
+def serving(
+    target: str, home: Path, cwd: Path = ROOT, env: dict[str, str] | None = None
+) -> Iterator[RunningServer]:
+    """``bentoml serve TARGET`` on a free loopback port until ready; stopped with its whole group."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(
+            [BENTOML, "serve", target, "--host", "127.0.0.1", "--port", str(port)],
+            cwd=cwd,
+            env={**os.environ, "BENTOML_HOME": str(home), **(env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, so no worker outlives the test
+        )
+        try:
+            wait_until_ready(url, process, log)
+            yield RunningServer(url, process.pid)
+        finally:
+            stop(process)
+
+
+def wait_until_ready(url: str, process: subprocess.Popen, log: IO[bytes]) -> None:
+    deadline = time.monotonic() + SERVER_START_TIMEOUT
+    while True:
+        if process.poll() is not None:
+            log.seek(0)
+            raise RuntimeError(f"server exited with {process.returncode}:\n{log.read().decode()[-4000:]}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{url} not ready after {SERVER_START_TIMEOUT}s")
+        time.sleep(0.5)
+
+
+def stop(process: subprocess.Popen) -> None:
+    """SIGTERM the server's whole process group; SIGKILL it if it lingers."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
