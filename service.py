@@ -27,11 +27,13 @@ from starlette.responses import JSONResponse
 
 from models.edge import Edge, EdgeSettings, document_errors
 from models.errors import ApiError, WorkerUnavailableError
+from models.graceful import delay_worker_shutdown, drain_seconds, stop_processes_before_cleanup
 from models.images import ImageError, decode_image
 from models.predictions import ModelMetadata, Prediction, to_prediction
 from models.store import load_model, read_card, require_model, served_model_tag
 
 logger = logging.getLogger("face_attributes")
+stop_processes_before_cleanup()  # takes effect in the `bentoml serve` process, which imports this file
 MODEL = bentoml.models.BentoModel(require_model(served_model_tag()).tag)
 EDGE = EdgeSettings.from_env()
 # Largest batch one forward pass may take: twice the most images one /predict_batch may
@@ -65,6 +67,7 @@ class AttributeClassifier:
         self.network = load_model(self.model, self.device)
         size = read_card(self.model).preprocessing.crop_size
         self.classify(np.zeros((2, 3, size, size), dtype=np.uint8))  # warm-up batch
+        delay_worker_shutdown(drain_seconds())
         self.ready = True
 
     def __is_ready__(self) -> bool:
