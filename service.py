@@ -11,6 +11,7 @@ Two BentoML services, so decoding scales apart from inference:
 
 import functools
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
@@ -32,6 +33,10 @@ from models.images import ImageError, decode_image
 from models.predictions import ModelMetadata, Prediction, to_prediction
 from models.store import load_model, read_card, require_model, served_model_tag
 
+# BentoML records an OpenTelemetry span per request even with no exporter configured, and keeps
+# them alive after the requests end (measured: +32 MiB in the worker over 20,000 requests). The
+# processes `bentoml serve` starts inherit this default; set OTEL_SDK_DISABLED=false to trace.
+os.environ.setdefault("OTEL_SDK_DISABLED", "true")
 logger = logging.getLogger("face_attributes")
 stop_processes_before_cleanup()  # takes effect in the `bentoml serve` process, which imports this file
 MODEL = bentoml.models.BentoModel(require_model(served_model_tag()).tag)

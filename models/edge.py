@@ -192,15 +192,17 @@ class Edge:
 
 
 def replay(body: bytes) -> Receive:
-    """A ``receive`` that hands the already-read body to the app again."""
-    sent = False
+    """A ``receive`` that hands the already-read body to the app again, once.
+
+    It lets go of the body once handed over: BentoML keeps request objects alive a while after the
+    response, and a ``receive`` holding the upload would keep every upload's bytes with them.
+    """
+    pending = [body]
 
     async def receive() -> Message:
-        nonlocal sent
-        if sent:
+        if not pending:
             return {"type": "http.disconnect"}
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.request", "body": pending.pop(), "more_body": False}
 
     return receive
 
