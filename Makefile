@@ -6,7 +6,7 @@ PORT ?= 3000
 MODEL ?= face-attributes:latest
 # BENTOML_HOME set by the caller is passed through untouched (default: ~/bentoml).
 
-.PHONY: install model serve test lint format soak clean
+.PHONY: install model serve test lint format soak bench clean
 
 # pip, not uv: only pip takes the local CPU wheel of torch==2.13.0 (see GOTCHAS).
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -34,6 +34,10 @@ test: install
 # Memory over 20,000 requests against the served model (about 3 minutes on 2 cores).
 soak: model
 	FACE_ATTRIBUTES_MODEL=$(MODEL) $(BIN)/python -m bench.soak --requests 20000
+
+# Throughput and latency at concurrency 1/8/32/64 against the in-process limit (about 2 minutes).
+bench: model
+	FACE_ATTRIBUTES_MODEL=$(MODEL) $(BIN)/python -m bench.serving
 
 lint: install
 	$(BIN)/ruff check .
