@@ -15,9 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .server import BENTOML, ROOT, RunningServer, free_port, serving
-
-__all__ = ["BENTOML", "ROOT", "RunningServer", "free_port", "serving"]
+from .server import ROOT, serving
 
 # Before anything imports bentoml: this process's store is a throwaway one.
 os.environ["BENTOML_HOME"] = tempfile.mkdtemp(prefix="face-attributes-test-home-")

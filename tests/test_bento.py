@@ -7,8 +7,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import BENTOML, ROOT, TrainedModel, copy_home, serving
+from .conftest import TrainedModel, copy_home
 from .images import face_jpeg
+from .server import BENTOML, ROOT, serving
 
 pytestmark = pytest.mark.slow
 

@@ -1,9 +1,6 @@
 """Decoding uploads: every format users send, and a precise error for everything else."""
 
-import io
-import struct
 import time
-import zlib
 
 import numpy as np
 import pytest
@@ -17,15 +14,9 @@ from models.images import (
 )
 from models.preprocess import FacePreset, to_rgb
 
-from .images import face
+from .images import corrupt, encoded, face, gif_declaring, png_declaring, truncated
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)
-
-
-def encoded(image: Image.Image, format: str, **options: object) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=format, **options)
-    return buffer.getvalue()
 
 
 def sixteen_bit_grey() -> bytes:
@@ -108,25 +99,6 @@ def test_exif_orientation_is_applied_before_preprocessing() -> None:
     assert np.allclose(top, RED, atol=40) and np.allclose(bottom, BLUE, atol=40)
 
 
-def png_declaring(width: int, height: int) -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-        + chunk(b"IEND", b"")
-    )
-
-
-def gif_declaring(width: int, height: int) -> bytes:
-    screen = struct.pack("<HHBBB", width, height, 0, 0, 0)
-    descriptor = b"," + struct.pack("<HHHHB", 0, 0, width, height, 0)
-    return b"GIF89a" + screen + descriptor + b"\x02\x02\x44\x01\x00;"
-
-
 @pytest.mark.parametrize("bomb", [png_declaring(30000, 30000), gif_declaring(30000, 30000)])
 def test_decompression_bombs_are_refused_from_the_header(bomb: bytes) -> None:
     assert len(bomb) < 1000
@@ -145,17 +117,6 @@ def test_the_pixel_limit_is_configurable(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("FACE_ATTRIBUTES_MAX_PIXELS", "100")
     with pytest.raises(ImageTooLargeError, match="FACE_ATTRIBUTES_MAX_PIXELS"):
         decode_image(data)
-
-
-def truncated(data: bytes) -> bytes:
-    return data[: len(data) // 2]
-
-
-def corrupt(data: bytes) -> bytes:
-    """A valid header, then 500 random bytes in the middle of the pixel data."""
-    middle = len(data) // 2
-    noise = np.random.default_rng(0).integers(0, 256, 500, dtype=np.uint8).tobytes()
-    return data[:middle] + noise + data[middle + 500 :]
 
 
 @pytest.mark.parametrize(

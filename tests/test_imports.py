@@ -5,7 +5,8 @@ import subprocess
 
 import pytest
 
-from .conftest import PYTHON, ROOT, TrainedModel
+from .conftest import PYTHON, TrainedModel
+from .server import ROOT
 
 TRAINING_STACK = ("pytorch_lightning", "lightning", "torchmetrics", "train")
 CHECK = (

@@ -6,8 +6,9 @@ import httpx
 import psutil
 import pytest
 
-from .conftest import RunningServer, TrainedModel, serving
+from .conftest import TrainedModel
 from .images import face_jpeg
+from .server import RunningServer, serving
 
 pytestmark = pytest.mark.slow
 

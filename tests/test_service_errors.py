@@ -6,8 +6,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from .images import face, face_jpeg
-from .test_images import corrupt, encoded, gif_declaring, png_declaring, truncated
+from .images import corrupt, encoded, face, face_jpeg, gif_declaring, png_declaring, truncated
 
 pytestmark = pytest.mark.slow
 

@@ -12,8 +12,9 @@ import httpx
 import psutil
 import pytest
 
-from .conftest import BENTOML, ROOT, TrainedModel, copy_home, free_port, serving
+from .conftest import TrainedModel, copy_home
 from .images import face_jpeg
+from .server import BENTOML, ROOT, free_port, serving
 
 pytestmark = pytest.mark.slow
 

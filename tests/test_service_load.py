@@ -6,8 +6,7 @@ import random
 import httpx
 import pytest
 
-from .images import face_jpeg
-from .test_images import gif_declaring, png_declaring, truncated
+from .images import face_jpeg, gif_declaring, png_declaring, truncated
 
 pytestmark = pytest.mark.slow
 

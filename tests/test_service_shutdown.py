@@ -9,8 +9,9 @@ import httpx
 import psutil
 import pytest
 
-from .conftest import TrainedModel, serving
+from .conftest import TrainedModel
 from .images import face_jpeg
+from .server import serving
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ from models.network import build_network
 from models.preprocess import FacePreset
 from models.store import MODEL_NAME, load_model, read_card, save_model
 
-from .conftest import BENTOML
+from .server import BENTOML
 
 
 def make_card() -> ModelCard:

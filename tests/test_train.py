@@ -9,7 +9,8 @@ import torch
 from models.attributes import ATTRIBUTES
 from train.__main__ import build_parser, resolve_data_dir, run
 
-from .conftest import BENTOML, PYTHON, ROOT, TrainedModel
+from .conftest import PYTHON, TrainedModel
+from .server import BENTOML, ROOT
 
 
 def smoke_args(synthetic_dir: Path, out: Path, *extra: str) -> list[str]:
