@@ -18,6 +18,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger
+from torchmetrics.functional.classification import multilabel_auroc
 
 from models.attributes import ATTRIBUTES
 from models.card import ModelCard, Preprocessing
@@ -157,19 +158,19 @@ def run(args: argparse.Namespace) -> TrainingResult | None:
     if best:
         state = torch.load(best, map_location=module.device, weights_only=True)["state_dict"]
         module.load_state_dict(state)
-    val_auroc = float(trainer.validate(module, datamodule=datamodule, verbose=False)[0]["val/auroc"])
     trainer.test(module, datamodule=datamodule, verbose=False)
     if not trainer.is_global_zero:
         return None
-    return finish(args, module, datamodule, val_auroc)
+    return finish(args, module, datamodule)
 
 
 def finish(
-    args: argparse.Namespace, module: AttributeClassifier, datamodule: CelebADataModule, val_auroc: float
+    args: argparse.Namespace, module: AttributeClassifier, datamodule: CelebADataModule
 ) -> TrainingResult:
     """Thresholds on validation, the test report, the export and the store entry."""
     val_probabilities, val_labels = collect_probabilities(module, datamodule.val_dataloader())
     thresholds = tune_thresholds(val_probabilities, val_labels)
+    val_auroc = float(multilabel_auroc(val_probabilities, val_labels.int(), len(ATTRIBUTES), average="macro"))
     test_probabilities, test_labels = collect_probabilities(module, datamodule.test_dataloader())
     report = build_report(
         test_probabilities, test_labels, thresholds, val_auroc, datamodule.rendered_attributes
