@@ -157,7 +157,13 @@ class FaceAttributes:
     # Served ahead of BentoML's own /docs.json: the same document, plus the error shape.
     @metadata_app.get("/docs.json", include_in_schema=False)
     def openapi(self) -> dict[str, Any]:
-        return document_errors(FaceAttributes.openapi_spec.asdict(), EDGE)
+        return openapi_document()
+
+
+@functools.cache
+def openapi_document() -> dict[str, Any]:
+    """Built once per process: the services and their schemas do not change while serving."""
+    return document_errors(FaceAttributes.openapi_spec.asdict(), EDGE)
 
 
 FaceAttributes.add_asgi_middleware(Edge, settings=EDGE)
