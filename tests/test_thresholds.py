@@ -1,6 +1,7 @@
+import pytest
 import torch
 
-from train.thresholds import NEVER, apply_thresholds, tune_thresholds
+from train.thresholds import NEVER, apply_thresholds, skill_auroc, tune_thresholds
 
 
 def test_threshold_separates_a_separable_attribute() -> None:
@@ -41,3 +42,19 @@ def test_an_attribute_the_model_cannot_rank_is_never_present() -> None:
     assert thresholds[5] == NEVER
     assert apply_thresholds(probabilities, thresholds)[:, 5].sum() == 0
     assert thresholds[4] < NEVER
+
+
+@pytest.mark.parametrize(("faces", "tuned"), [(400, False), (20_000, True)])
+def test_a_weak_ranking_counts_only_when_chance_cannot_explain_it(faces: int, tuned: bool) -> None:
+    generator = torch.Generator().manual_seed(2)
+    labels = (torch.rand(faces, 40, generator=generator) < 0.08).float()  # rare, like Receding_Hairline
+    # AUROC about 0.66: what a coin reached on one of 24 noise labels with 400 validation faces.
+    probabilities = torch.sigmoid(labels * 0.6 + torch.randn(faces, 40, generator=generator))
+    assert (tune_thresholds(probabilities, labels) < NEVER).all() == tuned
+
+
+@pytest.mark.parametrize(
+    ("positives", "negatives", "needed"), [(32, 368, 0.713), (200, 19_667, 0.6), (2, 398, 1.320)]
+)
+def test_the_skill_bar_rises_as_the_evidence_shrinks(positives: int, negatives: int, needed: float) -> None:
+    assert skill_auroc(positives, negatives) == pytest.approx(needed, abs=1e-3)
