@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from models.attributes import ATTRIBUTES
-from train.__main__ import build_parser, resolve_data_dir, run
+from train.__main__ import build_parser, resolve_data_dir, run, training_threads
 
 from .conftest import PYTHON, TrainedModel
 from .server import BENTOML, ROOT
@@ -101,11 +101,14 @@ def test_training_saves_the_model_and_its_card_to_the_store(trained: TrainedMode
 
 
 def test_the_synthetic_set_is_made_once_and_remade_when_asked_for_another(tmp_path: Path) -> None:
-    args = build_parser().parse_args(["--synthetic-dir", str(tmp_path / "syn"), "--synthetic-size", "20"])
-    root = resolve_data_dir(args)
+    root = resolve_data_dir(None, tmp_path / "syn", 20, seed=0)
     labels = root / "list_attr_celeba.csv"
     first = labels.stat().st_mtime_ns
-    assert resolve_data_dir(args) == root and labels.stat().st_mtime_ns == first  # reused
-    args.synthetic_size = 30
-    resolve_data_dir(args)
+    assert resolve_data_dir(None, root, 20, seed=0) == root and labels.stat().st_mtime_ns == first  # reused
+    resolve_data_dir(None, root, 30, seed=0)
     assert len(labels.read_text().splitlines()) == 31  # remade: header + 30 rows
+
+
+@pytest.mark.parametrize(("cores", "loaders", "threads"), [(2, 1, 1), (2, 0, 2), (8, 2, 6), (2, 4, 1)])
+def test_training_math_gets_the_cores_the_loaders_leave(cores: int, loaders: int, threads: int) -> None:
+    assert training_threads(loaders, cores) == threads

@@ -9,6 +9,7 @@ With no --data-dir the synthetic set is generated into --synthetic-dir first (on
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,20 +117,32 @@ class TrainingResult:
     model_tag: str | None
 
 
-def resolve_data_dir(args: argparse.Namespace) -> Path:
-    if args.data_dir is not None:
-        return args.data_dir
-    wanted = synthetic.metadata_for(args.synthetic_size, args.seed)
-    if synthetic.read_metadata(args.synthetic_dir) != wanted:
-        print(f"generating {args.synthetic_size} synthetic images into {args.synthetic_dir}", flush=True)
-        synthetic.generate(args.synthetic_dir, args.synthetic_size, seed=args.seed)
-    return args.synthetic_dir
+def resolve_data_dir(data_dir: Path | None, synthetic_dir: Path, synthetic_size: int, seed: int) -> Path:
+    """``data_dir`` if given; else the synthetic set, generated first if it is missing or stale."""
+    if data_dir is not None:
+        return data_dir
+    if synthetic.read_metadata(synthetic_dir) != synthetic.metadata_for(synthetic_size, seed):
+        print(f"generating {synthetic_size} synthetic images into {synthetic_dir}", flush=True)
+        synthetic.generate(synthetic_dir, synthetic_size, seed=seed)
+    return synthetic_dir
+
+
+def training_threads(num_workers: int, cores: int | None = None) -> int:
+    """Threads for the training process's own math: the cores its data loaders leave free.
+
+    torch takes every core by default, and its threads then fight the loader processes for
+    them. Measured on 2 cores (tiny network, 64x64, 1 loader): 868 images/s with 2 threads,
+    1,305 with 1.
+    """
+    available = cores if cores is not None else len(os.sched_getaffinity(0))
+    return max(1, available - num_workers)
 
 
 def run(args: argparse.Namespace) -> TrainingResult | None:
     """The whole pipeline; returns the result on the main process, None on other ranks."""
     pl.seed_everything(args.seed, workers=True)
-    data_dir = resolve_data_dir(args)
+    torch.set_num_threads(training_threads(args.num_workers))
+    data_dir = resolve_data_dir(args.data_dir, args.synthetic_dir, args.synthetic_size, args.seed)
     module = AttributeClassifier(
         arch=args.arch,
         resize_size=args.resize_size,
