@@ -87,10 +87,19 @@ def trained(synthetic_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Tr
     return TrainedModel(home, output_dir, json.loads((output_dir / "report.json").read_text()), tag)
 
 
+# Both shipped topologies serve the same API: every test of it runs against each.
+TOPOLOGIES = ("FaceAttributes", "FaceAttributesOneProcess")
+
+
+@pytest.fixture(scope="session", params=TOPOLOGIES)
+def topology(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
 @pytest.fixture(scope="session")
-def server(trained: TrainedModel) -> Iterator[str]:
+def server(trained: TrainedModel, topology: str) -> Iterator[str]:
     """The project's service as users run it, from the project folder."""
-    with serving("service:FaceAttributes", trained.home) as running:
+    with serving(f"service:{topology}", trained.home) as running:
         yield running.url
 
 

@@ -14,6 +14,7 @@ from PIL import Image
 from models.attributes import ATTRIBUTES
 
 from .images import face_jpeg
+from .server import serving
 
 pytestmark = pytest.mark.slow
 
@@ -141,3 +142,17 @@ def test_swagger_ui_and_schema_describe_the_api(server: str) -> None:
     upload = spec["paths"]["/predict"]["post"]["requestBody"]["content"]
     assert "multipart/form-data" in upload
     assert spec["paths"]["/metadata"]["get"]["responses"]["200"]
+
+
+def test_batching_off_gives_the_same_answers(server: str, topology: str, trained) -> None:
+    images = [face_jpeg(seed) for seed in (20, 21, 22)]
+    files = [("images", (f"{n}.jpg", data, "image/jpeg")) for n, data in enumerate(images)]
+    batched = httpx.post(f"{server}/predict_batch", files=files, timeout=60).json()
+    with serving(
+        f"service:{topology}", trained.home, env={"FACE_ATTRIBUTES_MAX_BATCH_SIZE": "1"}
+    ) as unbatched:
+        one_by_one = httpx.post(f"{unbatched.url}/predict_batch", files=files, timeout=60).json()
+        single = predict(unbatched.url, images[0]).json()
+    for a, b in zip(batched, one_by_one, strict=True):
+        assert max(abs(p - probabilities(b)[name]) for name, p in probabilities(a).items()) <= 1e-5
+    assert probabilities(single) == pytest.approx(probabilities(one_by_one[0]), abs=1e-5)

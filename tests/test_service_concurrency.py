@@ -5,6 +5,8 @@ import asyncio
 import httpx
 import pytest
 
+from bench.serving import batch_counters
+
 from .images import face_jpeg
 
 pytestmark = pytest.mark.slow
@@ -41,7 +43,7 @@ async def hammer(url: str, images: list[bytes]) -> list[tuple[int, int, dict | s
     return results
 
 
-def test_concurrent_clients_lose_nothing_and_get_their_own_answers(server: str) -> None:
+def test_concurrent_clients_lose_nothing_and_get_their_own_answers(server: str, topology: str) -> None:
     images = [face_jpeg(seed) for seed in range(8)]
     expected = [
         probabilities(httpx.post(f"{server}/predict", files={"image": ("f.jpg", d, "image/jpeg")}).json())
@@ -55,10 +57,6 @@ def test_concurrent_clients_lose_nothing_and_get_their_own_answers(server: str) 
     for index, _, body in results:
         got = probabilities(body)  # type: ignore[arg-type]
         assert max(abs(got[name] - p) for name, p in expected[index].items()) <= 1e-5
-    metrics = httpx.get(f"{server}/metrics").text
-    batch_count = next(
-        float(line.rsplit(" ", 1)[1])
-        for line in metrics.splitlines()
-        if line.startswith("bentoml_service_adaptive_batch_size_count") and 'method_name="classify"' in line
-    )
-    assert batch_count < REQUESTS, "the worker should have batched concurrent requests together"
+    images, forward_passes = batch_counters(server, f"service:{topology}")
+    assert images >= REQUESTS
+    assert forward_passes < REQUESTS, "concurrent requests should share forward passes"
