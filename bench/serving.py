@@ -1,14 +1,16 @@
 """Serving throughput and latency against the hardware limit: the same work in-process, no HTTP.
 
     python -m bench.serving                       # the store's face-attributes:latest
-    python -m bench.serving --seconds 10 --concurrency 1 8 32 64
+    python -m bench.serving --model face-attributes:<version> --seconds 10 --concurrency 1 8 32 64
 
-Starts ``bentoml serve`` on loopback, warms it, then drives single-image ``/predict`` requests
-(178x218 JPEGs, like CelebA) from a closed-loop async load generator at each concurrency for a
-fixed time. Per point: requests/s, p50/p95/p99 latency, errors, the mean batch size the worker saw
-(from ``/metrics``) and the server's CPU use. In the same run it measures the in-process limit:
-decode + preprocess + TorchScript forward of the same images, no HTTP, at several batch sizes.
-Writes ``runs/bench/serving.json`` and ``serving.md``.
+For each configuration (both topologies, each with batching on and off) it starts
+``bentoml serve`` on loopback as users run it, warms it, then drives single-image ``/predict``
+requests (synthetic 178x218 faces as JPEG, like CelebA) from a closed-loop load generator at each
+concurrency for a fixed time. Per point: requests/s, p50/p95/p99 latency, errors, the mean batch
+size the model saw (from ``/metrics``) and the CPU used by the server and by the load generator.
+In the same run it measures the in-process limit: decode + preprocess + TorchScript forward of
+the same images, no HTTP, on every core, at several batch sizes. Writes ``serving.json``,
+``serving.md`` and ``serving.png`` into ``--out``.
 """
 
 import argparse
@@ -17,26 +19,54 @@ import json
 import os
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import matplotlib
 import numpy as np
 import psutil
 import torch
 
-from bench.soak import face_like_jpegs
+from bench.load import closed_loop, image_uploads
 from models.images import decode_image
-from models.store import load_model, read_card, require_model, served_model_tag
+from models.store import MODEL_TAG_ENV, load_model, read_card, require_model, served_model_tag
+from tests.images import face_jpeg
 from tests.server import serving
 
-BATCH_METRIC = re.compile(
-    r'^bentoml_service_adaptive_batch_size_(sum|count)\{[^}]*method_name="classify"[^}]*\} ([0-9.e+]+)$', re.M
+matplotlib.use("Agg")  # files only: no display here or in CI
+import matplotlib.pyplot as plt  # after the backend is chosen
+
+BATCH_SIZE_ENV = "FACE_ATTRIBUTES_MAX_BATCH_SIZE"
+
+
+@dataclass(frozen=True)
+class Configuration:
+    name: str
+    target: str
+    env: dict[str, str] = field(default_factory=dict)
+
+
+CONFIGURATIONS = (
+    Configuration("split", "service:FaceAttributes"),
+    Configuration("split, batching off", "service:FaceAttributes", {BATCH_SIZE_ENV: "1"}),
+    Configuration("one process", "service:FaceAttributesOneProcess"),
+    Configuration("one process, batching off", "service:FaceAttributesOneProcess", {BATCH_SIZE_ENV: "1"}),
 )
+# Images per forward pass, as each topology reports it on /metrics (a Prometheus histogram).
+BATCH_HISTOGRAMS = {
+    "service:FaceAttributes": (
+        r'bentoml_service_adaptive_batch_size_(sum|count)\{[^}]*method_name="classify"[^}]*\}'
+    ),
+    "service:FaceAttributesOneProcess": r"face_attributes_batch_size_(sum|count)",
+}
 
 
-def batch_counters(url: str) -> tuple[float, float]:
-    """(images, batches) the worker has run so far, from its adaptive-batching histogram."""
-    values = {kind: float(value) for kind, value in BATCH_METRIC.findall(httpx.get(f"{url}/metrics").text)}
+def batch_counters(url: str, target: str) -> tuple[float, float]:
+    """(images, forward passes) so far, from the served topology's batch-size histogram."""
+    found = re.findall(rf"^{BATCH_HISTOGRAMS[target]} ([0-9.e+]+)$", httpx.get(f"{url}/metrics").text, re.M)
+    values = {kind: float(value) for kind, value in found}
     return values.get("sum", 0.0), values.get("count", 0.0)
 
 
@@ -45,65 +75,69 @@ def cpu_seconds(pid: int) -> float:
     return sum(sum(p.cpu_times()[:2]) for p in [root, *root.children(recursive=True)])
 
 
-async def closed_loop(url: str, images: list[bytes], clients: int, seconds: float) -> tuple[list[float], int]:
-    latencies: list[float] = []
-    errors = 0
-    deadline = time.perf_counter() + seconds
-
-    async def client(http: httpx.AsyncClient, offset: int) -> None:
-        nonlocal errors
-        n = offset
-        while time.perf_counter() < deadline:
-            start = time.perf_counter()
-            response = await http.post(
-                "/predict", files={"image": ("f.jpg", images[n % len(images)], "image/jpeg")}
-            )
-            latencies.append(time.perf_counter() - start)
-            errors += response.status_code != 200
-            n += 1
-
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as http:
-        await asyncio.gather(*(client(http, i) for i in range(clients)))
-    return latencies, errors
-
-
-def measure_point(url: str, pid: int, images: list[bytes], clients: int, seconds: float) -> dict:
-    images_before, batches_before = batch_counters(url)
-    cpu_before, wall_start = cpu_seconds(pid), time.perf_counter()
-    latencies, errors = asyncio.run(closed_loop(url, images, clients, seconds))
-    wall = time.perf_counter() - wall_start
-    cpu = cpu_seconds(pid) - cpu_before
-    images_after, batches_after = batch_counters(url)
-    ms = np.array(latencies) * 1000
+def measure_point(url: str, pid: int, target: str, uploads: list, clients: int, seconds: float) -> dict:
+    images_before, batches_before = batch_counters(url, target)
+    server_before, client_before = cpu_seconds(pid), time.process_time()
+    result = asyncio.run(closed_loop(url, uploads, clients, seconds))
+    server_cpu, client_cpu = cpu_seconds(pid) - server_before, time.process_time() - client_before
+    images_after, batches_after = batch_counters(url, target)
+    ms = np.array(result.latencies) * 1000
     return {
         "concurrency": clients,
-        "requests": len(latencies),
-        "requests_per_s": len(latencies) / wall,
+        "requests": len(ms),
+        "requests_per_s": len(ms) / result.seconds,
         "p50_ms": float(np.percentile(ms, 50)),
         "p95_ms": float(np.percentile(ms, 95)),
         "p99_ms": float(np.percentile(ms, 99)),
-        "errors": errors,
-        "mean_batch_size": (images_after - images_before) / max(batches_after - batches_before, 1),
-        "server_cpu_cores": cpu / wall,
+        "errors": result.errors,
+        "statuses": {str(status): count for status, count in sorted(result.statuses.items())},
+        # None where nothing was recorded: BentoML keeps no histogram for an unbatched endpoint.
+        "mean_batch_size": (images_after - images_before) / (batches_after - batches_before)
+        if batches_after > batches_before
+        else None,
+        "server_cpu_cores": server_cpu / result.seconds,
+        "client_cpu_cores": client_cpu / result.seconds,
     }
 
 
-def in_process_limit(images: list[bytes], batch_sizes: list[int], seconds: float) -> dict:
-    """Decode + preprocess + forward with the served artifact, on this process's threads."""
-    model = require_model(served_model_tag())
+def measure_configuration(config: Configuration, home: Path, args: argparse.Namespace, uploads: list) -> list:
+    env = {MODEL_TAG_ENV: args.model, **config.env}
+    points = []
+    with serving(config.target, home, env=env) as running:
+        asyncio.run(closed_loop(running.url, uploads, 8, args.warmup))
+        for clients in args.concurrency:
+            point = measure_point(
+                running.url, running.pid, config.target, uploads, clients, args.seconds
+            )
+            points.append(point)
+            print(json.dumps({"configuration": config.name, **point}), flush=True)
+    return points
+
+
+def in_process_limit(model_tag: str, images: list[bytes], batch_sizes: list[int], seconds: float) -> dict:
+    """Decode + preprocess + forward with the served artifact, no HTTP, on every core.
+
+    Decoding runs on a thread per core (Pillow releases the GIL while it decodes and resizes),
+    the forward pass on torch's threads: the most this machine does with this model.
+    """
+    model = require_model(model_tag)
     preset = read_card(model).preprocessing.preset()
     network = load_model(model, torch.device("cpu"))
+
+    def pixels(data: bytes) -> np.ndarray:
+        return preset.to_pixels(decode_image(data))
+
     results = {}
-    with torch.inference_mode():
+    cores = len(os.sched_getaffinity(0))
+    with torch.inference_mode(), ThreadPoolExecutor(cores) as pool:
         for batch_size in batch_sizes:
             done, timings, start = 0, [], time.perf_counter()
             while time.perf_counter() - start < seconds:
-                t = time.perf_counter()
+                began = time.perf_counter()
                 chunk = [images[(done + i) % len(images)] for i in range(batch_size)]
-                pixels = np.stack([preset.to_pixels(decode_image(data)) for data in chunk])
-                network(torch.from_numpy(pixels))
-                timings.append(time.perf_counter() - t)
+                decoded = list(pool.map(pixels, chunk)) if batch_size > 1 else [pixels(chunk[0])]
+                network(torch.from_numpy(np.stack(decoded)))
+                timings.append(time.perf_counter() - began)
                 done += batch_size
             results[batch_size] = {
                 "images_per_s": done / (time.perf_counter() - start),
@@ -112,56 +146,93 @@ def in_process_limit(images: list[bytes], batch_sizes: list[int], seconds: float
     return results
 
 
-def markdown(points: list[dict], limit: dict) -> str:
+def mean_batch(point: dict) -> str:
+    return "-" if point["mean_batch_size"] is None else f"{point['mean_batch_size']:.1f}"
+
+
+def markdown(runs: dict[str, list], limit: dict) -> str:
     best = max(v["images_per_s"] for v in limit.values())
     single = limit[1]["p50_ms"]
     lines = [
-        f"In-process limit (decode + preprocess + forward): {best:.0f} images/s at the best batch size; "
-        f"one image {single:.1f} ms.",
+        f"In-process limit (decode + preprocess + forward, no HTTP, every core): **{best:.0f} images/s** "
+        f"at the best batch size; one image alone takes {single:.1f} ms.",
         "",
-        "| clients | req/s | serving/limit | p50 ms | p95 ms | p99 ms | errors | mean batch | server CPU |",
-        "|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| configuration | clients | req/s | serving/limit | p50 ms | p95 ms | p99 ms | errors "
+        "| mean batch | server CPU | client CPU |",
+        "|--|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
-    for p in points:
-        lines.append(
-            f"| {p['concurrency']} | {p['requests_per_s']:.0f} | {p['requests_per_s'] / best:.2f} | "
-            f"{p['p50_ms']:.1f} | {p['p95_ms']:.1f} | {p['p99_ms']:.1f} | {p['errors']} | "
-            f"{p['mean_batch_size']:.1f} | {p['server_cpu_cores']:.2f} |"
-        )
-    first = next((p for p in points if p["concurrency"] == 1), None)
-    if first:
-        lines += ["", f"Latency overhead at concurrency 1 (p50 minus one in-process image): "
-                  f"{first['p50_ms'] - single:+.1f} ms"]  # fmt: skip
+    for name, points in runs.items():
+        for p in points:
+            lines.append(
+                f"| {name} | {p['concurrency']} | {p['requests_per_s']:.0f} "
+                f"| {p['requests_per_s'] / best:.2f} "
+                f"| {p['p50_ms']:.1f} | {p['p95_ms']:.1f} | {p['p99_ms']:.1f} | {p['errors']} "
+                f"| {mean_batch(p)} | {p['server_cpu_cores']:.2f} | {p['client_cpu_cores']:.2f} |"
+            )
+    lines += ["", "Latency overhead at 1 client (p50 minus one image in-process):"]
+    for name, points in runs.items():
+        first = next((p for p in points if p["concurrency"] == 1), None)
+        if first:
+            lines.append(f"- {name}: {first['p50_ms'] - single:+.1f} ms")
     return "\n".join(lines) + "\n"
+
+
+def plot(runs: dict[str, list], limit: dict, path: Path) -> None:
+    best = max(v["images_per_s"] for v in limit.values())
+    figure, (throughput, p99) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for name, points in runs.items():
+        clients = [p["concurrency"] for p in points]
+        throughput.plot(clients, [p["requests_per_s"] for p in points], marker="o", label=name)
+        p99.plot(clients, [p["p99_ms"] for p in points], marker="o", label=name)
+    throughput.axhline(best, color="black", linestyle="--", label="in-process limit")
+    throughput.set(xlabel="concurrent clients", ylabel="requests/s", title="Throughput", xscale="log")
+    p99.set(xlabel="concurrent clients", ylabel="ms (log)", title="p99 latency", xscale="log", yscale="log")
+    for axes in (throughput, p99):
+        axes.set_xticks(clients, [str(c) for c in clients])
+        axes.grid(alpha=0.3)
+    throughput.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--seconds", type=float, default=20, help="seconds per load point (default: 20)")
+    parser.add_argument(
+        "--model", default=served_model_tag(), help="model tag to serve (default: face-attributes:latest)"
+    )
+    parser.add_argument("--seconds", type=float, default=10, help="seconds per load point (default: 10)")
+    parser.add_argument(
+        "--warmup", type=float, default=3, help="seconds of load before measuring (default: 3)"
+    )
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 64],
                         help="closed-loop clients per point (default: 1 8 32 64)")  # fmt: skip
+    names = [c.name for c in CONFIGURATIONS]
+    parser.add_argument(
+        "--configurations", nargs="+", choices=names, default=names, help="what to measure (default: all)"
+    )
     parser.add_argument(
         "--out", type=Path, default=Path("runs/bench"), help="output folder (default: runs/bench)"
     )
     args = parser.parse_args()
 
-    images = face_like_jpegs(32)
+    images = [face_jpeg(seed) for seed in range(64)]
+    uploads = image_uploads(images)
     home = Path(os.environ.get("BENTOML_HOME", Path.home() / "bentoml"))
-    with serving("service:FaceAttributes", home) as running:
-        asyncio.run(closed_loop(running.url, images, 8, 3))  # warm-up
-        points = []
-        for clients in args.concurrency:
-            points.append(measure_point(running.url, running.pid, images, clients, args.seconds))
-            print(json.dumps(points[-1]), flush=True)
-    limit = in_process_limit(images, [1, 8, 32, 64], args.seconds / 2)
-    table = markdown(points, limit)
+    # The limit first, while no server runs beside it.
+    limit = in_process_limit(args.model, images, [1, 8, 32, 64], args.seconds / 2)
+    runs = {
+        config.name: measure_configuration(config, home, args, uploads)
+        for config in CONFIGURATIONS
+        if config.name in args.configurations
+    }
+    table = markdown(runs, limit)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "serving.json").write_text(
-        json.dumps({"points": points, "in_process_limit": limit}, indent=2)
-    )
+    (args.out / "serving.json").write_text(json.dumps({"runs": runs, "in_process_limit": limit}, indent=2))
     (args.out / "serving.md").write_text(table)
+    plot(runs, limit, args.out / "serving.png")
     print(table)
 
 

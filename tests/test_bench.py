@@ -1,0 +1,49 @@
+"""`make bench` stays runnable: both benchmarks, shortened, on the test model and data."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .server import ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def run_module(module: str, *args: str, home: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT,
+        env={**os.environ, "BENTOML_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+
+
+def test_serving_benchmark_measures_and_writes_its_table_and_plot(trained, tmp_path: Path) -> None:
+    args = ["--model", trained.tag, "--seconds", "1", "--warmup", "0.5", "--concurrency", "1", "4"]
+    run_module(
+        "bench.serving", *args, "--configurations", "one process", "--out", str(tmp_path), home=trained.home
+    )
+    result = json.loads((tmp_path / "serving.json").read_text())
+    points = result["runs"]["one process"]
+    assert [p["concurrency"] for p in points] == [1, 4]
+    assert all(p["requests"] > 0 and p["errors"] == 0 and p["p50_ms"] <= p["p99_ms"] for p in points)
+    assert points[0]["mean_batch_size"] == 1.0  # one client never has company
+    assert result["in_process_limit"]["64"]["images_per_s"] > 0
+    assert "| one process | 4 |" in (tmp_path / "serving.md").read_text()
+    assert (tmp_path / "serving.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_training_benchmark_compares_the_loop_with_raw_compute(synthetic_dir: Path, tmp_path: Path) -> None:
+    args = ["--data-dir", str(synthetic_dir), "--steps", "3", "--num-workers", "0", "--out", str(tmp_path)]
+    run_module("bench.training", *args, home=tmp_path)
+    result = json.loads((tmp_path / "training.json").read_text())
+    assert result["raw_images_per_s"] > 0 and result["loop_images_per_s"] > 0
+    assert result["loop/raw"] == pytest.approx(result["loop_images_per_s"] / result["raw_images_per_s"])
+    assert "| tiny | 64 | 64 | 0 |" in (tmp_path / "training.md").read_text()
