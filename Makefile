@@ -4,9 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 3000
 MODEL ?= face-attributes:latest
+# service:FaceAttributes (API + GPU-capable worker) or service:FaceAttributesOneProcess (CPU hosts)
+SERVICE ?= service:FaceAttributes
 # BENTOML_HOME set by the caller is passed through untouched (default: ~/bentoml).
 
-.PHONY: install model serve test lint format soak bench clean
+.PHONY: install model serve test lint format soak bench profile clean
 
 # pip, not uv: only pip takes the local CPU wheel of torch==2.13.0 (see GOTCHAS).
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -24,7 +26,7 @@ model: install
 		|| $(BIN)/python -m train
 
 serve: model
-	FACE_ATTRIBUTES_MODEL=$(MODEL) $(BIN)/bentoml serve service:FaceAttributes --port $(PORT)
+	FACE_ATTRIBUTES_MODEL=$(MODEL) $(BIN)/bentoml serve $(SERVICE) --port $(PORT)
 
 test: install
 	$(BIN)/ruff check .
@@ -35,9 +37,15 @@ test: install
 soak: model
 	FACE_ATTRIBUTES_MODEL=$(MODEL) $(BIN)/python -m bench.soak --requests 20000
 
-# Throughput and latency at concurrency 1/8/32/64 against the in-process limit (about 2 minutes).
+# Serving (both topologies, batching on and off, concurrency 1/8/32/64) against the in-process
+# limit, then training throughput against raw compute: about 5 minutes on 2 cores.
 bench: model
-	FACE_ATTRIBUTES_MODEL=$(MODEL) $(BIN)/python -m bench.serving
+	$(BIN)/python -m bench.serving --model $(MODEL)
+	$(BIN)/python -m bench.training
+
+# Where the serving CPU goes: py-spy flame graphs of each server process under 32 clients.
+profile: model
+	$(BIN)/python -m bench.profile --model $(MODEL) --target $(SERVICE)
 
 lint: install
 	$(BIN)/ruff check .

@@ -70,6 +70,11 @@ def batch_counters(url: str, target: str) -> tuple[float, float]:
     return values.get("sum", 0.0), values.get("count", 0.0)
 
 
+def bentoml_home() -> Path:
+    """The store ``bentoml`` itself would use."""
+    return Path(os.environ.get("BENTOML_HOME", Path.home() / "bentoml"))
+
+
 def cpu_seconds(pid: int) -> float:
     root = psutil.Process(pid)
     return sum(sum(p.cpu_times()[:2]) for p in [root, *root.children(recursive=True)])
@@ -106,9 +111,7 @@ def measure_configuration(config: Configuration, home: Path, args: argparse.Name
     with serving(config.target, home, env=env) as running:
         asyncio.run(closed_loop(running.url, uploads, 8, args.warmup))
         for clients in args.concurrency:
-            point = measure_point(
-                running.url, running.pid, config.target, uploads, clients, args.seconds
-            )
+            point = measure_point(running.url, running.pid, config.target, uploads, clients, args.seconds)
             points.append(point)
             print(json.dumps({"configuration": config.name, **point}), flush=True)
     return points
@@ -220,11 +223,10 @@ def main() -> None:
 
     images = [face_jpeg(seed) for seed in range(64)]
     uploads = image_uploads(images)
-    home = Path(os.environ.get("BENTOML_HOME", Path.home() / "bentoml"))
     # The limit first, while no server runs beside it.
     limit = in_process_limit(args.model, images, [1, 8, 32, 64], args.seconds / 2)
     runs = {
-        config.name: measure_configuration(config, home, args, uploads)
+        config.name: measure_configuration(config, bentoml_home(), args, uploads)
         for config in CONFIGURATIONS
         if config.name in args.configurations
     }

@@ -97,9 +97,14 @@ def topology(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
-def server(trained: TrainedModel, topology: str) -> Iterator[str]:
-    """The project's service as users run it, from the project folder."""
-    with serving(f"service:{topology}", trained.home) as running:
+def server(trained: TrainedModel, topology: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The project's service as users run it, from the project folder.
+
+    In a BENTOML_HOME of its own: `bentoml serve` empties $BENTOML_HOME/prometheus_multiproc_dir
+    as it starts, so another server on the same home would wipe this one's /metrics counters.
+    """
+    home = copy_home(trained.home, tmp_path_factory.mktemp(topology) / "home")
+    with serving(f"service:{topology}", home) as running:
         yield running.url
 
 

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from bench.serving import batch_counters
 from models.attributes import ATTRIBUTES
 
 from .images import face_jpeg
@@ -126,13 +127,14 @@ def test_png_and_other_formats_are_accepted(server: str) -> None:
     assert response.status_code == 200
 
 
-def test_health_readiness_and_metrics(server: str) -> None:
+def test_health_readiness_and_metrics(server: str, topology: str) -> None:
     assert httpx.get(f"{server}/livez").status_code == 200
     assert httpx.get(f"{server}/readyz").status_code == 200
+    images_before, passes_before = batch_counters(server, f"service:{topology}")
     predict(server, face_jpeg(1))
-    metrics = httpx.get(f"{server}/metrics").text
-    assert 'bentoml_service_adaptive_batch_size_count{method_name="classify"' in metrics
-    assert 'endpoint="/predict",http_response_code="200"' in metrics
+    images, passes = batch_counters(server, f"service:{topology}")
+    assert (images - images_before, passes - passes_before) == (1, 1)  # images per forward pass
+    assert 'endpoint="/predict",http_response_code="200"' in httpx.get(f"{server}/metrics").text
 
 
 def test_swagger_ui_and_schema_describe_the_api(server: str) -> None:
