@@ -58,7 +58,8 @@ def summarise(stacks: Path, seconds: float, top: int) -> list[str]:
         stack, count = line.rsplit(" ", 1)
         frames = stack.split(";")
         if any("Thread._bootstrap" in frame for frame in frames):
-            thread_samples += int(count)
+            # py-spy counts a pool thread parked on its queue as busy: leave those out.
+            thread_samples += 0 if frames[-1].startswith("Condition.wait") else int(count)
             continue
         loop_samples += int(count)
         for frame in {re.sub(r":\d+\)$", ")", frame) for frame in frames}:

@@ -43,7 +43,9 @@ def test_serving_benchmark_measures_and_writes_its_table_and_plot(trained, tmp_p
 def test_training_benchmark_compares_the_loop_with_raw_compute(synthetic_dir: Path, tmp_path: Path) -> None:
     args = ["--data-dir", str(synthetic_dir), "--steps", "3", "--num-workers", "0", "--out", str(tmp_path)]
     run_module("bench.training", *args, home=tmp_path)
-    result = json.loads((tmp_path / "training.json").read_text())
-    assert result["raw_images_per_s"] > 0 and result["loop_images_per_s"] > 0
-    assert result["loop/raw"] == pytest.approx(result["loop_images_per_s"] / result["raw_images_per_s"])
-    assert "| tiny | 64 | 64 | 0 |" in (tmp_path / "training.md").read_text()
+    modes = {m["data"]: m for m in json.loads((tmp_path / "training.json").read_text())["modes"]}
+    assert (modes["streaming"]["loaders"], modes["preloaded"]["loaders"]) == (0, 0)  # --num-workers 0
+    for mode in modes.values():
+        assert mode["raw_images_per_s"] > 0 and mode["loop_images_per_s"] > 0
+        assert mode["loop/raw"] == pytest.approx(mode["loop_images_per_s"] / mode["raw_images_per_s"])
+    assert "| preloaded | 0 |" in (tmp_path / "training.md").read_text()

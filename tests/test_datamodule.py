@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import pytest
 import torch
 
 from models.preprocess import FacePreset
@@ -37,3 +38,36 @@ def test_describe_reports_partition_sizes_and_rendered_attributes(synthetic_dir:
     assert described["images"] == {"train": 3200, "val": 400, "test": 400}
     assert described["kind"] == "synthetic" and described["layout"] == "kaggle"
     assert "Smiling" in datamodule.rendered_attributes
+
+
+def test_preloaded_pixels_are_the_decoded_ones(synthetic_dir: Path) -> None:
+    preset = FacePreset()
+    streamed = CelebADataModule(synthetic_dir, preset).dataset(Partition.VAL)
+    preloaded = CelebADataModule(synthetic_dir, preset, preload_mib=1024).dataset(Partition.VAL)
+    assert streamed.pixels is None and preloaded.pixels is not None
+    assert preloaded.pixels.shape == (len(streamed), 3, 64, 64)
+    for index in (0, 7, len(streamed) - 1):
+        assert torch.equal(preloaded[index][0], streamed[index][0])
+        assert torch.equal(preloaded[index][1], streamed[index][1])
+
+
+@pytest.mark.parametrize(
+    ("preload_mib", "preloaded", "loaders"), [(0, False, 2), (1, False, 2), (1024, True, 0)]
+)
+def test_a_split_is_preloaded_only_within_budget_and_then_needs_no_loaders(
+    synthetic_dir: Path, preload_mib: float, preloaded: bool, loaders: int
+) -> None:
+    # The 3,200 training images take 3,200 x 3 x 64 x 64 bytes = 37.5 MiB.
+    datamodule = CelebADataModule(synthetic_dir, FacePreset(), num_workers=2, preload_mib=preload_mib)
+    assert (datamodule.dataset(Partition.TRAIN).pixels is not None) == preloaded
+    assert datamodule.train_dataloader().num_workers == loaders
+    assert datamodule.dataset(Partition.TRAIN) is datamodule.dataset(Partition.TRAIN)  # decoded once
+
+
+def test_augmenting_a_preloaded_image_leaves_it_as_decoded(synthetic_dir: Path) -> None:
+    train = CelebADataModule(synthetic_dir, FacePreset(), preload_mib=1024).dataset(Partition.TRAIN)
+    assert train.pixels is not None
+    original = train.pixels[3].clone()
+    for _ in range(20):
+        train[3]
+    assert torch.equal(train.pixels[3], original)

@@ -36,33 +36,64 @@ class TrainAugment:
 
 
 class FaceImages(Dataset[tuple[Tensor, Tensor]]):
+    """Images as preprocessed uint8 pixels with their labels, decoded per item or all up front.
+
+    ``preload`` decodes every image once into one tensor (N x 3 x crop x crop bytes), so later
+    epochs cost no JPEG decoding: the data pipeline then needs no loader processes and the
+    training math gets every core.
+    """
+
     def __init__(
-        self, paths: list[Path], labels: np.ndarray, preset: FacePreset, augment: TrainAugment | None = None
+        self,
+        paths: list[Path],
+        labels: np.ndarray,
+        preset: FacePreset,
+        augment: TrainAugment | None = None,
+        preload: bool = False,
     ) -> None:
         self.paths = paths
         self.labels = torch.from_numpy(labels)
         self.preset = preset
         self.augment = augment
+        self.pixels = torch.stack([self._decode(i) for i in range(len(paths))]) if preload and paths else None
 
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+    def _decode(self, index: int) -> Tensor:
         with Image.open(self.paths[index]) as image:
-            pixels = torch.from_numpy(self.preset.to_pixels(image))
+            return torch.from_numpy(self.preset.to_pixels(image))
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        pixels = self.pixels[index] if self.pixels is not None else self._decode(index)
         if self.augment is not None:
-            pixels = self.augment(pixels)
+            pixels = self.augment(pixels)  # returns new pixels: the preloaded ones stay as decoded
         return pixels, self.labels[index]
 
 
+def preloaded_mib(images: int, preset: FacePreset) -> float:
+    """Memory that preloading ``images`` takes."""
+    return images * 3 * preset.crop_size**2 / 2**20
+
+
 class CelebADataModule(pl.LightningDataModule):
-    def __init__(self, root: Path, preset: FacePreset, batch_size: int = 64, num_workers: int = 0) -> None:
+    def __init__(
+        self,
+        root: Path,
+        preset: FacePreset,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        preload_mib: float = 0,
+    ) -> None:
+        """``preload_mib``: preload each split whose decoded pixels fit in this many MiB (0: never)."""
         super().__init__()
         self.root = root
         self.preset = preset
         self.batch_size = batch_size
         self.num_workers = num_workers
+        self.preload_mib = preload_mib
         self.celeba: CelebA | None = None
+        self.datasets: dict[Partition, FaceImages] = {}
 
     @property
     def rendered_attributes(self) -> list[str] | None:
@@ -75,23 +106,29 @@ class CelebADataModule(pl.LightningDataModule):
             self.celeba = read_celeba(self.root)
 
     def dataset(self, partition: Partition) -> FaceImages:
-        self.setup()
-        assert self.celeba is not None
-        paths, labels = self.celeba.split(partition)
-        augment = TrainAugment() if partition == Partition.TRAIN else None
-        return FaceImages(paths, labels, self.preset, augment)
+        """The split's images, made once per partition (a preloaded one is decoded only once)."""
+        if partition not in self.datasets:
+            self.setup()
+            assert self.celeba is not None
+            paths, labels = self.celeba.split(partition)
+            augment = TrainAugment() if partition == Partition.TRAIN else None
+            preload = 0 < preloaded_mib(len(paths), self.preset) <= self.preload_mib
+            self.datasets[partition] = FaceImages(paths, labels, self.preset, augment, preload)
+        return self.datasets[partition]
 
     def dataloader(self, partition: Partition) -> DataLoader:
         dataset = self.dataset(partition)
         training = partition == Partition.TRAIN
+        # Preloaded pixels need no decoding: loader processes would only copy them around.
+        workers = 0 if dataset.pixels is not None else self.num_workers
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
             shuffle=training,
             # A last batch of one would break BatchNorm in training.
             drop_last=training and len(dataset) > self.batch_size,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
+            num_workers=workers,
+            persistent_workers=workers > 0,
             pin_memory=torch.cuda.is_available(),
         )
 
