@@ -37,8 +37,9 @@ from models.edge import Edge, EdgeSettings, document_errors
 from models.errors import ApiError, WorkerUnavailableError
 from models.graceful import delay_worker_shutdown, drain_seconds, stop_processes_before_cleanup
 from models.images import ImageError, decode_image
+from models.inference import LoadedModel
 from models.predictions import ModelMetadata, Prediction, to_prediction
-from models.store import load_model, read_card, require_model, served_model_tag
+from models.store import read_card, require_model, served_model_tag
 
 # BentoML records an OpenTelemetry span per request even with no exporter configured, and keeps
 # them alive after the requests end (measured: +32 MiB in the worker over 20,000 requests). The
@@ -67,22 +68,6 @@ BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-
-class LoadedModel:
-    """The served TorchScript model on this process's device (CUDA when available), warmed up."""
-
-    def __init__(self, model: bentoml.Model) -> None:
-        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        self.network = load_model(model, self.device)
-        size = read_card(model).preprocessing.crop_size
-        self(np.zeros((2, 3, size, size), dtype=np.uint8))  # warm-up: the first pass is slow
-
-    def __call__(self, pixels: np.ndarray) -> np.ndarray:
-        """(N, 3, H, W) uint8 pixels -> (N, 40) float32 probabilities."""
-        with torch.inference_mode():
-            batch = torch.from_numpy(pixels).to(self.device, non_blocking=True)
-            return self.network(batch).float().cpu().numpy()
 
 
 @bentoml.service(

@@ -27,11 +27,11 @@ import httpx
 import matplotlib
 import numpy as np
 import psutil
-import torch
 
 from bench.load import closed_loop, image_uploads
 from models.images import decode_image
-from models.store import MODEL_TAG_ENV, load_model, read_card, require_model, served_model_tag
+from models.inference import LoadedModel
+from models.store import MODEL_TAG_ENV, read_card, require_model, served_model_tag
 from tests.images import face_jpeg
 from tests.server import serving
 
@@ -118,28 +118,27 @@ def measure_configuration(config: Configuration, home: Path, args: argparse.Name
 
 
 def in_process_limit(model_tag: str, images: list[bytes], batch_sizes: list[int], seconds: float) -> dict:
-    """Decode + preprocess + forward with the served artifact, no HTTP, on every core.
+    """Decode + preprocess + forward as the service runs them, no HTTP, on every core.
 
     Decoding runs on a thread per core (Pillow releases the GIL while it decodes and resizes),
     the forward pass on torch's threads: the most this machine does with this model.
     """
     model = require_model(model_tag)
     preset = read_card(model).preprocessing.preset()
-    network = load_model(model, torch.device("cpu"))
+    network = LoadedModel(model)
 
     def pixels(data: bytes) -> np.ndarray:
         return preset.to_pixels(decode_image(data))
 
     results = {}
-    cores = len(os.sched_getaffinity(0))
-    with torch.inference_mode(), ThreadPoolExecutor(cores) as pool:
+    with ThreadPoolExecutor(len(os.sched_getaffinity(0))) as pool:
         for batch_size in batch_sizes:
             done, timings, start = 0, [], time.perf_counter()
             while time.perf_counter() - start < seconds:
                 began = time.perf_counter()
                 chunk = [images[(done + i) % len(images)] for i in range(batch_size)]
                 decoded = list(pool.map(pixels, chunk)) if batch_size > 1 else [pixels(chunk[0])]
-                network(torch.from_numpy(np.stack(decoded)))
+                network(np.stack(decoded))
                 timings.append(time.perf_counter() - began)
                 done += batch_size
             results[batch_size] = {

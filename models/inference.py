@@ -1,0 +1,27 @@
+"""The served model on this process's device: the one inference path of both topologies."""
+
+import bentoml
+import numpy as np
+import torch
+
+from models.store import load_model, read_card
+
+
+class LoadedModel:
+    """The stored TorchScript model on CUDA when available (else the CPU), warmed up.
+
+    Weights and inputs are channels-last: measured on 2 CPU cores with the tiny network, 1.5x
+    the images/s of the default layout at batch sizes 1 to 8, with outputs within 1e-6.
+    """
+
+    def __init__(self, model: bentoml.Model) -> None:
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.network = load_model(model, self.device).to(memory_format=torch.channels_last)
+        size = read_card(model).preprocessing.crop_size
+        self(np.zeros((2, 3, size, size), dtype=np.uint8))  # warm-up: the first pass is slow
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        """(N, 3, H, W) uint8 pixels -> (N, 40) float32 probabilities."""
+        with torch.inference_mode():
+            batch = torch.from_numpy(pixels).to(self.device, non_blocking=True)
+            return self.network(batch.contiguous(memory_format=torch.channels_last)).float().cpu().numpy()
