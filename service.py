@@ -52,11 +52,11 @@ EDGE = EdgeSettings.from_env()
 MAX_BATCH_SIZE_ENV = "FACE_ATTRIBUTES_MAX_BATCH_SIZE"
 # Most images one forward pass may take (1 turns batching off). Twice the most images one
 # /predict_batch may carry, so such a request always fits in one pass with others. Measured on
-# 2 CPU cores (tiny model, 64x64): 32 clients make batches of 5-16 images, far below it.
+# 2 CPU cores (make bench): single-image requests from 64 clients make batches of 7-10 images.
 MAX_BATCH_SIZE = int(os.environ.get(MAX_BATCH_SIZE_ENV, 2 * EDGE.max_images))
 # The split topology's batcher answers 503 to a request it expects to wait longer than this.
-# Measured at 64 clients on 2 cores: p99 latency 0.4-0.6 s and zero 503s. Only a stalled worker
-# comes near 10 s, and the 60 s traffic timeout stays the outer bound.
+# Measured at 64 clients on 2 cores (make bench): p99 latency 0.56-0.8 s and zero 503s. Only a
+# stalled worker comes near 10 s, and the 60 s traffic timeout stays the outer bound.
 MAX_LATENCY_MS = 10_000
 # BentoML takes max_batch_size >= 2; batching off is a plain, non-batchable endpoint.
 BATCHING = (
