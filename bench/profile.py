@@ -61,6 +61,8 @@ def summarise(stacks: Path, seconds: float, top: int) -> list[str]:
             # py-spy counts a pool thread parked on its queue as busy: leave those out.
             thread_samples += 0 if frames[-1].startswith("Condition.wait") else int(count)
             continue
+        if frames[-1].startswith(("Runner.run", "EpollSelector.select")):
+            continue  # waiting for I/O (uvloop's C loop shows as its Python caller)
         loop_samples += int(count)
         for frame in {re.sub(r":\d+\)$", ")", frame) for frame in frames}:
             inclusive[frame] += int(count)
