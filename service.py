@@ -65,6 +65,7 @@ BATCHING = (
     else {}
 )
 BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
+WORKER_PROBE_TIMEOUT_S = 2  # the worker's /readyz answers in milliseconds, even at 64 clients
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -183,6 +184,14 @@ class FaceAttributes(FaceAttributesAPI):
     """Face attributes (CelebA's 40) from an uploaded image."""
 
     classifier = bentoml.depends(AttributeClassifier)
+
+    async def __is_alive__(self) -> bool:
+        """/livez: alive while the worker answers. Inside a container BentoML does not respawn a
+        dead worker, so only a failing liveness probe gets the pod restarted."""
+        try:
+            return await self.classifier.is_ready(WORKER_PROBE_TIMEOUT_S)
+        except Exception:  # a worker that is gone refuses the connection: not alive
+            return False
 
     async def infer(self, pixels: np.ndarray) -> np.ndarray:
         try:

@@ -82,3 +82,17 @@ def test_a_killed_worker_is_replaced_and_its_callers_get_a_clean_503(trained: Tr
         assert statuses[200] > 100
         assert all(status == 200 for t, status, _ in results if t > 11), "not recovered 9 s after the kill"
         assert worker_pids(server_pid) and worker_pids(server_pid) != [victim]
+
+
+def test_liveness_fails_while_the_worker_is_dead(trained: TrainedModel) -> None:
+    """In a container nothing respawns the worker: /livez must fail so the pod is restarted."""
+    with serving("service:FaceAttributes", trained.home) as running:
+        assert httpx.get(f"{running.url}/livez").status_code == 200
+        (victim,) = worker_pids(running.pid)
+        os.kill(victim, signal.SIGKILL)
+        seen, deadline = [], time.monotonic() + 40
+        while time.monotonic() < deadline and not (503 in seen and seen[-1] == 200):
+            seen.append(httpx.get(f"{running.url}/livez", timeout=10).status_code)
+            time.sleep(0.2)
+        assert 503 in seen, seen  # dead worker: not alive
+        assert seen[-1] == 200, seen  # alive again once the arbiter (outside containers) respawned it
