@@ -6,6 +6,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from .conftest import TrainedModel, copy_home
 from .images import face_jpeg
@@ -65,3 +66,31 @@ def test_export_import_round_trip_into_a_fresh_store(built: tuple[Path, str], tm
     bentoml_cli(fresh, "import", str(archive))
     assert tag in bentoml_cli(fresh, "list")
     assert_serves(tag, fresh, cwd=tmp_path)
+
+
+def test_the_bento_describes_a_gpu_ready_image(built: tuple[Path, str], trained: TrainedModel) -> None:
+    home, tag = built
+    bento = home / "bentos" / tag.replace(":", "/")
+    manifest = yaml.safe_load((bento / "bento.yaml").read_text())
+    assert manifest["entry_service"] == "face-attributes"
+    services = {s["name"]: s for s in manifest["services"]}
+    assert services["face-attributes"]["dependencies"] == [{"service": "AttributeClassifier"}]
+    assert services["AttributeClassifier"]["config"]["resources"] == {"gpu": 1}
+    assert {m["tag"] for s in services.values() for m in s["models"]} == {trained.tag}
+    # The registry's torch 2.13.0 for Linux x86_64 is the CUDA build: no CPU index, no +cpu tag.
+    requirements = (bento / "env" / "python" / "requirements.txt").read_text()
+    assert (
+        "torch==2.13.0\n" in requirements and "+cpu" not in requirements and "index-url" not in requirements
+    )
+    dockerfile = (bento / "env" / "docker" / "Dockerfile").read_text()
+    assert "EXPOSE 3000" in dockerfile
+    assert dockerfile.rindex("USER bentoml") > dockerfile.rindex("RUN ")  # everything after runs non-root
+    assert "ENTRYPOINT" in dockerfile.split("USER bentoml")[-1]
+
+
+def test_the_bentocloud_config_names_the_bentos_services(built: tuple[Path, str]) -> None:
+    home, tag = built
+    manifest = yaml.safe_load((home / "bentos" / tag.replace(":", "/") / "bento.yaml").read_text())
+    config = yaml.safe_load((ROOT / "deploy" / "bentocloud.yaml").read_text())
+    assert set(config["services"]) == {service["name"] for service in manifest["services"]}
+    assert config["bento"].split(":")[0] == manifest["name"]
