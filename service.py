@@ -30,8 +30,10 @@ import torch
 from bentoml.exceptions import BentoMLException
 from bentoml.validators import DType
 from fastapi import FastAPI
-from starlette.responses import JSONResponse
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
+from models import oip
 from models.batcher import MicroBatcher
 from models.edge import Edge, EdgeSettings, document_errors
 from models.errors import ApiError, WorkerUnavailableError
@@ -132,20 +134,27 @@ class FaceAttributesAPI(ABC):
     async def infer(self, pixels: np.ndarray) -> np.ndarray:
         """(N, 3, H, W) uint8 pixels -> (N, 40) probabilities."""
 
-    def _pixels(self, image_file: Path) -> np.ndarray:
-        return self.preset.to_pixels(decode_image(image_file.read_bytes()))
+    def _pixels(self, image: Path | bytes) -> np.ndarray:
+        return self.preset.to_pixels(decode_image(image if isinstance(image, bytes) else image.read_bytes()))
 
-    async def _classify(self, files: list[Path]) -> list[Prediction]:
+    async def probabilities(self, images: list[Path] | list[bytes]) -> np.ndarray:
+        """(N, 40) probabilities for N uploads, through the batching inference path."""
         # Decode each upload on its own before batching: a bad file fails only its request.
         pixels = []
-        for index, image_file in enumerate(files):
+        for index, image in enumerate(images):
             try:
-                pixels.append(await anyio.to_thread.run_sync(self._pixels, image_file))
+                pixels.append(await anyio.to_thread.run_sync(self._pixels, image))
             except ImageError as error:
-                error.args = (f"images[{index}]: {error}",) if len(files) > 1 else error.args
+                error.args = (f"images[{index}]: {error}",) if len(images) > 1 else error.args
                 raise
-        probabilities = await self.infer(np.stack(pixels))
-        return [to_prediction(p, self.card, self.tag) for p in probabilities]
+        return await self.infer(np.stack(pixels))
+
+    async def _classify(self, files: list[Path]) -> list[Prediction]:
+        return [to_prediction(p, self.card, self.tag) for p in await self.probabilities(files)]
+
+    async def __is_alive__(self) -> bool:
+        """/livez and the Open Inference Protocol's health: the model answers."""
+        return True
 
     @bentoml.api
     @json_errors
@@ -172,6 +181,56 @@ def metadata() -> ModelMetadata:
     return bentoml.get_current_service().metadata()
 
 
+@metadata_app.get("/v2", include_in_schema=False)
+def oip_server() -> dict[str, Any]:
+    """Open Inference Protocol server metadata."""
+    return {"name": "face-attributes", "version": bentoml.__version__, "extensions": oip.EXTENSIONS}
+
+
+@metadata_app.get("/v2/health/live", include_in_schema=False)
+@metadata_app.get("/v2/health/ready", include_in_schema=False)
+async def oip_health() -> Response:
+    alive = await bentoml.get_current_service().__is_alive__()
+    return Response(status_code=200 if alive else 503)
+
+
+@metadata_app.get("/v2/models/{name}", include_in_schema=False)
+def oip_model(name: str) -> JSONResponse:
+    service = bentoml.get_current_service()
+    if name != oip.MODEL_NAME:
+        return oip_error(404, f"unknown model {name!r}; this server has {oip.MODEL_NAME!r}")
+    return JSONResponse(oip.model_metadata(service.model.tag.version, len(service.card.attributes)))
+
+
+@metadata_app.get("/v2/models/{name}/ready", include_in_schema=False)
+async def oip_model_ready(name: str) -> Response:
+    if name != oip.MODEL_NAME:
+        return oip_error(404, f"unknown model {name!r}; this server has {oip.MODEL_NAME!r}")
+    return await oip_health()
+
+
+@metadata_app.post("/v2/models/{name}/infer", include_in_schema=False)
+async def oip_infer(name: str, request: Request) -> Response:
+    """Encoded images in (BYTES), probabilities out (FP32 [N, 40]): JSON or binary tensors."""
+    service = bentoml.get_current_service()
+    if name != oip.MODEL_NAME:
+        return oip_error(404, f"unknown model {name!r}; this server has {oip.MODEL_NAME!r}")
+    try:
+        infer = oip.parse_infer_request(await request.body(), request.headers.get(oip.HEADER_LENGTH))
+        probabilities = await service.probabilities(infer.images)
+    except oip.OipError as error:
+        return oip_error(400, str(error))
+    except ApiError as error:  # a bad image (400/413/415) or no worker (503)
+        return oip_error(error.status, str(error))
+    body, headers = oip.infer_response(infer, service.model.tag.version, probabilities)
+    return Response(body, headers=headers)
+
+
+def oip_error(status: int, message: str) -> JSONResponse:
+    """The protocol's error shape, ``{"error": message}`` (the edge leaves /v2 answers as they are)."""
+    return JSONResponse({"error": message}, status_code=status)
+
+
 # Served ahead of BentoML's own /docs.json: the same document, plus the error shape.
 @metadata_app.get("/docs.json", include_in_schema=False)
 def openapi() -> dict[str, Any]:
@@ -186,8 +245,8 @@ class FaceAttributes(FaceAttributesAPI):
     classifier = bentoml.depends(AttributeClassifier)
 
     async def __is_alive__(self) -> bool:
-        """/livez: alive while the worker answers. Inside a container BentoML does not respawn a
-        dead worker, so only a failing liveness probe gets the pod restarted."""
+        """Alive while the worker answers. Inside a container BentoML does not respawn a dead
+        worker, so only a failing liveness probe (/livez) gets the pod restarted."""
         try:
             return await self.classifier.is_ready(WORKER_PROBE_TIMEOUT_S)
         except Exception:  # a worker that is gone refuses the connection: not alive

@@ -57,6 +57,9 @@ class EdgeSettings:
         default_factory=lambda: {"/predict": ("image", False), "/predict_batch": ("images", True)}
     )
     protected: tuple[str, ...] = ("/predict", "/predict_batch", "/metadata")
+    protected_prefixes: tuple[str, ...] = ("/v2/models/",)  # Open Inference Protocol inference
+    # Open Inference Protocol routes answer errors in that protocol's own shape, {"error": message}.
+    own_error_shape_prefix: str = "/v2"
 
     @classmethod
     def from_env(cls) -> "EdgeSettings":
@@ -103,7 +106,8 @@ class Edge:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        send = ShapedErrors(scope, send)
+        if not scope["path"].startswith(self.settings.own_error_shape_prefix):
+            send = ShapedErrors(scope, send)
         try:
             self._authorize(scope)
             if scope["method"] == "POST":
@@ -122,7 +126,10 @@ class Edge:
 
     def _authorize(self, scope: Scope) -> None:
         token = self.settings.api_token
-        if token is None or scope["path"] not in self.settings.protected:
+        path = scope["path"]
+        if token is None or not (
+            path in self.settings.protected or path.startswith(self.settings.protected_prefixes)
+        ):
             return
         given = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
         scheme, _, credentials = given.partition(" ")

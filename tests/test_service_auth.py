@@ -6,6 +6,8 @@ import httpx
 import psutil
 import pytest
 
+from models.oip import MODEL_NAME
+
 from .conftest import TrainedModel
 from .images import face_jpeg
 from .server import RunningServer, serving
@@ -47,7 +49,16 @@ def test_the_right_token_opens_prediction_and_metadata(guarded: RunningServer) -
     assert httpx.get(f"{guarded.url}/metadata").status_code == 401
 
 
-@pytest.mark.parametrize("route", ["/livez", "/readyz", "/healthz", "/metrics"])
+def test_the_token_guards_open_inference_protocol_inference_too(guarded: RunningServer) -> None:
+    model = f"{guarded.url}/v2/models/{MODEL_NAME}"
+    assert httpx.get(model).status_code == 401
+    assert httpx.post(f"{model}/infer", content=b"{}").status_code == 401
+    assert httpx.get(model, headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "route", ["/livez", "/readyz", "/healthz", "/metrics", "/v2/health/live", "/v2/health/ready"]
+)
 def test_probes_and_metrics_stay_open(guarded: RunningServer, route: str) -> None:
     assert httpx.get(f"{guarded.url}{route}").status_code == 200
 
