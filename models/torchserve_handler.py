@@ -1,0 +1,70 @@
+"""TorchServe handler: the same decoding, preprocessing and TorchScript model as the BentoML service.
+
+Packed into the ``.mar`` by ``python -m models.torchserve`` together with the ``models``
+package it imports, the stored ``model.pt`` and the model card (``card.json``). Each request's
+body is one encoded image; TorchServe may batch several requests into one call. The answer is
+``{attribute: probability}`` in CelebA order; a bad image gets its 4xx status and
+``{"error", "message"}``, as from the service.
+"""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from models.card import ModelCard
+from models.export import load_torchscript
+from models.images import ImageError, decode_image
+
+CARD_FILE = "card.json"
+
+
+class FaceAttributesHandler:
+    def __init__(self, model_dir: Path) -> None:
+        self.card = ModelCard.model_validate_json((model_dir / CARD_FILE).read_text())
+        self.preset = self.card.preprocessing.preset()
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.network = load_torchscript(model_dir / "model.pt", self.device)
+
+    def __call__(self, rows: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
+        """(HTTP status, answer) per request, in order."""
+        answers: list[tuple[int, dict[str, Any]] | None] = [None] * len(rows)
+        good, pixels = [], []
+        for index, row in enumerate(rows):  # decode each on its own: a bad image fails only itself
+            try:
+                pixels.append(self.preset.to_pixels(decode_image(_body(row))))
+                good.append(index)
+            except ImageError as error:
+                answers[index] = (error.status, {"error": error.code, "message": str(error)})
+        if pixels:
+            with torch.inference_mode():
+                batch = torch.from_numpy(np.stack(pixels)).to(self.device)
+                probabilities = self.network(batch).float().cpu().numpy()
+            for index, row in zip(good, probabilities, strict=True):
+                answers[index] = (200, dict(zip(self.card.attributes, row.tolist(), strict=True)))
+        return answers  # type: ignore[return-value]
+
+
+def _body(row: dict[str, Any]) -> bytes:
+    data = row.get("data") or row.get("body") or b""
+    return bytes(data) if isinstance(data, bytes | bytearray) else json.dumps(data).encode()
+
+
+_handler: FaceAttributesHandler | None = None
+
+
+def handle(data: list[dict[str, Any]] | None, context: Any) -> list[dict[str, Any]] | None:
+    """TorchServe's entry point: loads once, then answers each batch."""
+    global _handler
+    if _handler is None:
+        _handler = FaceAttributesHandler(Path(context.system_properties["model_dir"]))
+    if data is None:
+        return None
+    answers = []
+    for index, (status, answer) in enumerate(_handler(data)):
+        if status != 200:
+            context.set_response_status(status, "Bad Request" if status == 400 else "Error", index)
+        answers.append(answer)
+    return answers
