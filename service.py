@@ -39,9 +39,8 @@ from models.edge import Edge, EdgeSettings, document_errors
 from models.errors import ApiError, WorkerUnavailableError
 from models.graceful import delay_worker_shutdown, drain_seconds, stop_processes_before_cleanup
 from models.images import ImageError, decode_image
-from models.inference import LoadedModel
 from models.predictions import ModelMetadata, Prediction, to_prediction
-from models.store import read_card, require_model, served_model_tag
+from models.store import read_card, require_model, served_model, served_model_tag
 
 # BentoML records an OpenTelemetry span per request even with no exporter configured, and keeps
 # them alive after the requests end (measured: +32 MiB in the worker over 20,000 requests). The
@@ -89,7 +88,7 @@ class AttributeClassifier:
 
     def __init__(self) -> None:
         self.ready = False
-        self.infer = LoadedModel(self.model)
+        self.infer = served_model(self.model)
         delay_worker_shutdown(drain_seconds())
         self.ready = True
 
@@ -270,7 +269,7 @@ class FaceAttributesOneProcess(FaceAttributesAPI):
     def __init__(self) -> None:
         super().__init__()
         torch.set_num_threads(1)
-        self.network = LoadedModel(self.model)
+        self.network = served_model(self.model)
         # Made here, not at import: BentoML switches prometheus_client to its multi-process
         # mode in each worker after this file is imported, and /metrics must see every worker.
         self.batch_sizes = prometheus_client.Histogram(

@@ -30,8 +30,7 @@ import psutil
 
 from bench.load import closed_loop, image_uploads
 from models.images import decode_image
-from models.inference import LoadedModel
-from models.store import MODEL_TAG_ENV, read_card, require_model, served_model_tag
+from models.store import MODEL_TAG_ENV, read_card, require_model, served_model, served_model_tag
 from tests.images import face_jpeg
 from tests.server import serving
 
@@ -125,7 +124,7 @@ def in_process_limit(model_tag: str, images: list[bytes], batch_sizes: list[int]
     """
     model = require_model(model_tag)
     preset = read_card(model).preprocessing.preset()
-    network = LoadedModel(model)
+    network = served_model(model)
 
     def pixels(data: bytes) -> np.ndarray:
         return preset.to_pixels(decode_image(data))

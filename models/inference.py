@@ -1,24 +1,25 @@
-"""The served model on this process's device: the one inference path of both topologies."""
+"""The served model on this process's device: the one inference path of every server here
+(both BentoML topologies, TorchServe's handler) and of the benchmark's in-process limit."""
 
-import bentoml
+from pathlib import Path
+
 import numpy as np
 import torch
 
-from models.store import load_model, read_card
+from models.export import load_torchscript
 
 
 class LoadedModel:
-    """The stored TorchScript model on CUDA when available (else the CPU), warmed up.
+    """A TorchScript model file on CUDA when available (else the CPU), warmed up.
 
     Weights and inputs are channels-last: measured on 2 CPU cores with the tiny network, 1.5x
     the images/s of the default layout at batch sizes 1 to 8, with outputs within 1e-6.
     """
 
-    def __init__(self, model: bentoml.Model) -> None:
+    def __init__(self, torchscript_file: Path, crop_size: int) -> None:
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        self.network = load_model(model, self.device).to(memory_format=torch.channels_last)
-        size = read_card(model).preprocessing.crop_size
-        self(np.zeros((2, 3, size, size), dtype=np.uint8))  # warm-up: the first pass is slow
+        self.network = load_torchscript(torchscript_file, self.device).to(memory_format=torch.channels_last)
+        self(np.zeros((2, 3, crop_size, crop_size), dtype=np.uint8))  # warm-up: the first pass is slow
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
         """(N, 3, H, W) uint8 pixels -> (N, 40) float32 probabilities."""

@@ -10,6 +10,7 @@ from bentoml.exceptions import NotFound
 
 from models.card import ModelCard
 from models.export import load_torchscript
+from models.inference import LoadedModel
 
 MODEL_NAME = "face-attributes"
 MODEL_FILE = "model.pt"
@@ -72,3 +73,8 @@ def read_card(model: bentoml.Model) -> ModelCard:
 
 def load_model(model: bentoml.Model, device: torch.device) -> torch.jit.ScriptModule:
     return load_torchscript(Path(model.path_of(MODEL_FILE)), device)
+
+
+def served_model(model: bentoml.Model) -> LoadedModel:
+    """The stored model, ready to serve on this process's device."""
+    return LoadedModel(Path(model.path_of(MODEL_FILE)), read_card(model).preprocessing.crop_size)

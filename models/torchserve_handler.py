@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from models.card import ModelCard
-from models.export import load_torchscript
 from models.images import ImageError, decode_image
+from models.inference import LoadedModel
 
 CARD_FILE = "card.json"
 
@@ -25,8 +24,7 @@ class FaceAttributesHandler:
     def __init__(self, model_dir: Path) -> None:
         self.card = ModelCard.model_validate_json((model_dir / CARD_FILE).read_text())
         self.preset = self.card.preprocessing.preset()
-        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        self.network = load_torchscript(model_dir / "model.pt", self.device)
+        self.network = LoadedModel(model_dir / "model.pt", self.card.preprocessing.crop_size)
 
     def __call__(self, rows: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
         """(HTTP status, answer) per request, in order."""
@@ -39,10 +37,7 @@ class FaceAttributesHandler:
             except ImageError as error:
                 answers[index] = (error.status, {"error": error.code, "message": str(error)})
         if pixels:
-            with torch.inference_mode():
-                batch = torch.from_numpy(np.stack(pixels)).to(self.device)
-                probabilities = self.network(batch).float().cpu().numpy()
-            for index, row in zip(good, probabilities, strict=True):
+            for index, row in zip(good, self.network(np.stack(pixels)), strict=True):
                 answers[index] = (200, dict(zip(self.card.attributes, row.tolist(), strict=True)))
         return answers  # type: ignore[return-value]
 
