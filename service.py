@@ -29,11 +29,10 @@ import prometheus_client
 import torch
 from bentoml.exceptions import BentoMLException
 from bentoml.validators import DType
-from fastapi import FastAPI
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from fastapi import FastAPI, HTTPException
+from starlette.responses import JSONResponse
 
-from models import oip
+from models import oip_routes
 from models.batcher import MicroBatcher
 from models.edge import Edge, EdgeSettings, document_errors
 from models.errors import ApiError, WorkerUnavailableError
@@ -172,62 +171,14 @@ class FaceAttributesAPI(ABC):
 
 
 metadata_app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+metadata_app.include_router(oip_routes.router)  # the Open Inference Protocol (KServe v2)
+metadata_app.add_exception_handler(HTTPException, oip_routes.protocol_error)
 
 
 @metadata_app.get("/metadata")
 def metadata() -> ModelMetadata:
     """The model card: attribute names, thresholds, preprocessing, metrics."""
     return bentoml.get_current_service().metadata()
-
-
-@metadata_app.get("/v2", include_in_schema=False)
-def oip_server() -> dict[str, Any]:
-    """Open Inference Protocol server metadata."""
-    return {"name": "face-attributes", "version": bentoml.__version__, "extensions": oip.EXTENSIONS}
-
-
-@metadata_app.get("/v2/health/live", include_in_schema=False)
-@metadata_app.get("/v2/health/ready", include_in_schema=False)
-async def oip_health() -> Response:
-    alive = await bentoml.get_current_service().__is_alive__()
-    return Response(status_code=200 if alive else 503)
-
-
-@metadata_app.get("/v2/models/{name}", include_in_schema=False)
-def oip_model(name: str) -> JSONResponse:
-    service = bentoml.get_current_service()
-    if name != oip.MODEL_NAME:
-        return oip_error(404, f"unknown model {name!r}; this server has {oip.MODEL_NAME!r}")
-    return JSONResponse(oip.model_metadata(service.model.tag.version, len(service.card.attributes)))
-
-
-@metadata_app.get("/v2/models/{name}/ready", include_in_schema=False)
-async def oip_model_ready(name: str) -> Response:
-    if name != oip.MODEL_NAME:
-        return oip_error(404, f"unknown model {name!r}; this server has {oip.MODEL_NAME!r}")
-    return await oip_health()
-
-
-@metadata_app.post("/v2/models/{name}/infer", include_in_schema=False)
-async def oip_infer(name: str, request: Request) -> Response:
-    """Encoded images in (BYTES), probabilities out (FP32 [N, 40]): JSON or binary tensors."""
-    service = bentoml.get_current_service()
-    if name != oip.MODEL_NAME:
-        return oip_error(404, f"unknown model {name!r}; this server has {oip.MODEL_NAME!r}")
-    try:
-        infer = oip.parse_infer_request(await request.body(), request.headers.get(oip.HEADER_LENGTH))
-        probabilities = await service.probabilities(infer.images)
-    except oip.OipError as error:
-        return oip_error(400, str(error))
-    except ApiError as error:  # a bad image (400/413/415) or no worker (503)
-        return oip_error(error.status, str(error))
-    body, headers = oip.infer_response(infer, service.model.tag.version, probabilities)
-    return Response(body, headers=headers)
-
-
-def oip_error(status: int, message: str) -> JSONResponse:
-    """The protocol's error shape, ``{"error": message}`` (the edge leaves /v2 answers as they are)."""
-    return JSONResponse({"error": message}, status_code=status)
 
 
 # Served ahead of BentoML's own /docs.json: the same document, plus the error shape.
