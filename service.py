@@ -6,7 +6,7 @@ Two topologies, the same API (``/predict``, ``/predict_batch``, ``/metadata``):
   worker (a GPU when there is one) batches uint8 pixel arrays from concurrent requests and runs
   the TorchScript model. Decoding scales apart from inference: the shape for a GPU.
 - ``FaceAttributesOneProcess``: decoding and inference in the same process, one process per
-  CPU core, batched in-process. No second HTTP hop: on a CPU-only host it answers about 1.8x the
+  CPU core, batched in-process. No second HTTP hop: on a CPU-only host it answers about twice the
   requests per second of the split (``make bench``, README "Performance").
 
     bentoml serve                                  # http://localhost:3000, Swagger UI at /
@@ -33,7 +33,7 @@ from fastapi import FastAPI, HTTPException
 from starlette.responses import JSONResponse
 
 from models import oip_routes
-from models.batcher import MicroBatcher
+from models.batcher import MAX_BATCH_SIZE_ENV, MicroBatcher
 from models.edge import Edge, EdgeSettings, document_errors
 from models.errors import ApiError, WorkerUnavailableError
 from models.graceful import delay_worker_shutdown, drain_seconds, stop_processes_before_cleanup
@@ -49,7 +49,6 @@ logger = logging.getLogger("face_attributes")
 stop_processes_before_cleanup()  # takes effect in the `bentoml serve` process, which imports this file
 MODEL = bentoml.models.BentoModel(require_model(served_model_tag()).tag)
 EDGE = EdgeSettings.from_env()
-MAX_BATCH_SIZE_ENV = "FACE_ATTRIBUTES_MAX_BATCH_SIZE"
 # Most images one forward pass may take (1 turns batching off). Twice the most images one
 # /predict_batch may carry, so such a request always fits in one pass with others. Measured on
 # 2 CPU cores (make bench): single-image requests from 64 clients make batches of 7-10 images.

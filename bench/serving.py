@@ -29,6 +29,7 @@ import numpy as np
 import psutil
 
 from bench.load import closed_loop, image_uploads
+from models.batcher import MAX_BATCH_SIZE_ENV
 from models.images import decode_image
 from models.store import MODEL_TAG_ENV, read_card, require_model, served_model, served_model_tag
 from tests.images import face_jpeg
@@ -36,8 +37,6 @@ from tests.server import serving
 
 matplotlib.use("Agg")  # files only: no display here or in CI
 import matplotlib.pyplot as plt  # after the backend is chosen
-
-BATCH_SIZE_ENV = "FACE_ATTRIBUTES_MAX_BATCH_SIZE"
 
 
 @dataclass(frozen=True)
@@ -49,9 +48,9 @@ class Configuration:
 
 CONFIGURATIONS = (
     Configuration("split", "service:FaceAttributes"),
-    Configuration("split, batching off", "service:FaceAttributes", {BATCH_SIZE_ENV: "1"}),
+    Configuration("split, batching off", "service:FaceAttributes", {MAX_BATCH_SIZE_ENV: "1"}),
     Configuration("one process", "service:FaceAttributesOneProcess"),
-    Configuration("one process, batching off", "service:FaceAttributesOneProcess", {BATCH_SIZE_ENV: "1"}),
+    Configuration("one process, batching off", "service:FaceAttributesOneProcess", {MAX_BATCH_SIZE_ENV: "1"}),
 )
 # Images per forward pass, as each topology reports it on /metrics (a Prometheus histogram).
 BATCH_HISTOGRAMS = {
@@ -188,8 +187,9 @@ def plot(runs: dict[str, list], limit: dict, path: Path) -> None:
     throughput.axhline(best, color="black", linestyle="--", label="in-process limit")
     throughput.set(xlabel="concurrent clients", ylabel="requests/s", title="Throughput", xscale="log")
     p99.set(xlabel="concurrent clients", ylabel="ms (log)", title="p99 latency", xscale="log", yscale="log")
+    ticks = sorted({p["concurrency"] for points in runs.values() for p in points})
     for axes in (throughput, p99):
-        axes.set_xticks(clients, [str(c) for c in clients])
+        axes.set_xticks(ticks, [str(c) for c in ticks])
         axes.grid(alpha=0.3)
     throughput.legend(fontsize=8)
     figure.tight_layout()

@@ -27,6 +27,7 @@ from models.attributes import NUM_ATTRIBUTES
 from models.network import ARCHITECTURES
 from models.preprocess import FacePreset
 from train.__main__ import resolve_data_dir, training_threads
+from train.celeba import Partition
 from train.datamodule import CelebADataModule
 from train.module import AttributeClassifier
 
@@ -94,7 +95,7 @@ def loop_rate(datamodule: CelebADataModule, arch: str, size: int, steps: int) ->
 def measure_mode(name: str, datamodule: CelebADataModule, args: argparse.Namespace) -> dict[str, Any]:
     """One data mode: its loop rate against raw compute on the same threads and on every core."""
     started = time.perf_counter()
-    loaders = datamodule.train_dataloader().num_workers  # preloads the split if it is to be
+    loaders = datamodule.loader_workers(Partition.TRAIN)  # preloads the split if it is to be
     prepare_s = time.perf_counter() - started
     all_cores = len(os.sched_getaffinity(0))
     threads = training_threads(loaders)
@@ -103,11 +104,12 @@ def measure_mode(name: str, datamodule: CelebADataModule, args: argparse.Namespa
         torch.set_num_threads(thread_count)
         return raw_rate(args.arch, args.size, args.batch_size, args.steps)
 
-    raw_before = {threads: raw(threads), all_cores: raw(all_cores)}
+    counts = sorted({threads, all_cores})
+    before = {n: raw(n) for n in counts}
     torch.set_num_threads(threads)
     loop = loop_rate(datamodule, args.arch, args.size, args.steps)
-    raw_same = (raw_before[threads] + raw(threads)) / 2
-    raw_all = (raw_before[all_cores] + raw(all_cores)) / 2
+    raw_rates = {n: (before[n] + raw(n)) / 2 for n in counts}
+    raw_same, raw_all = raw_rates[threads], raw_rates[all_cores]
     return {
         "data": name,
         "loaders": loaders,

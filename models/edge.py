@@ -57,7 +57,7 @@ class EdgeSettings:
         default_factory=lambda: {"/predict": ("image", False), "/predict_batch": ("images", True)}
     )
     protected: tuple[str, ...] = ("/predict", "/predict_batch", "/metadata")
-    protected_prefixes: tuple[str, ...] = ("/v2/models/",)  # Open Inference Protocol inference
+    protected_prefixes: tuple[str, ...] = ("/v2/models/",)  # Open Inference Protocol model routes
     # Open Inference Protocol routes answer errors in that protocol's own shape, {"error": message}.
     own_error_shape_prefix: str = "/v2"
 

@@ -1,6 +1,6 @@
 """The Open Inference Protocol (KServe v2, Triton's HTTP API): requests and responses.
 
-Only the wire format lives here; ``service.py`` routes ``/v2/...`` to it and runs inference.
+Only the wire format lives here; ``models/oip_routes.py`` serves ``/v2/...`` with it.
 The model takes one input, ``image``: BYTES, shape ``[N]``, each element an encoded image (JPEG,
 PNG, ...). In JSON, BYTES elements are strings, so images travel base64-encoded; with the binary
 tensor data extension (what ``tritonclient.http`` sends by default) they travel raw, each
@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-MODEL_NAME = "face_attributes"  # as in the Triton model repository (models/triton.py)
+MODEL_NAME = "face_attributes"  # also the Triton repository's and the TorchServe archive's
 INPUT_NAME = "image"
 OUTPUT_NAME = "probabilities"
 HEADER_LENGTH = "Inference-Header-Content-Length"

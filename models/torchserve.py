@@ -17,10 +17,10 @@ from pathlib import Path
 
 import bentoml
 
+from models.oip import MODEL_NAME
 from models.store import MODEL_FILE, read_card, require_model, served_model_tag
 from models.torchserve_handler import CARD_FILE
 
-ARCHIVE_NAME = "face_attributes"
 PACKAGE = Path(__file__).parent
 ARCHIVER = str(Path(sys.executable).parent / "torch-model-archiver")
 
@@ -35,12 +35,12 @@ def export_torchserve(model: bentoml.Model, out: Path) -> Path:
         # The archiver copies a folder's contents, not the folder: wrap the package in one.
         shutil.copytree(PACKAGE, work / "package" / "models", ignore=shutil.ignore_patterns("__pycache__"))
         subprocess.run(
-            [ARCHIVER, "--model-name", ARCHIVE_NAME, "--version", model.tag.version or "1",
+            [ARCHIVER, "--model-name", MODEL_NAME, "--version", model.tag.version or "1",
              "--serialized-file", str(work / "model.pt"), "--handler", str(PACKAGE / "torchserve_handler.py"),
              "--extra-files", f"{work / CARD_FILE},{work / 'package'}", "--export-path", str(out), "--force"],
             check=True,
         )  # fmt: skip
-    return out / f"{ARCHIVE_NAME}.mar"
+    return out / f"{MODEL_NAME}.mar"
 
 
 def main() -> None:

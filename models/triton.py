@@ -15,13 +15,14 @@ from pathlib import Path
 
 import bentoml
 
+from models.edge import DEFAULT_MAX_IMAGES
+from models.oip import MODEL_NAME  # one name for the model on every protocol
 from models.store import MODEL_FILE, read_card, require_model, served_model_tag
 
-MODEL_NAME = "face_attributes"
 INPUT_NAME = "pixels__0"  # libtorch backend: <name>__<position of the forward() argument>
 OUTPUT_NAME = "probabilities__0"
 LABELS_FILE = "labels.txt"
-MAX_BATCH_SIZE = 64  # as the BentoML worker's
+MAX_BATCH_SIZE = 2 * DEFAULT_MAX_IMAGES  # as the BentoML worker's default
 MAX_QUEUE_DELAY_US = 1000  # wait at most 1 ms for company: batching must not cost latency alone
 
 

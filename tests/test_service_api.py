@@ -13,6 +13,7 @@ from PIL import Image
 
 from bench.serving import batch_counters
 from models.attributes import ATTRIBUTES
+from models.batcher import MAX_BATCH_SIZE_ENV
 
 from .images import face_jpeg
 from .server import serving
@@ -150,9 +151,7 @@ def test_batching_off_gives_the_same_answers(server: str, topology: str, trained
     images = [face_jpeg(seed) for seed in (20, 21, 22)]
     files = [("images", (f"{n}.jpg", data, "image/jpeg")) for n, data in enumerate(images)]
     batched = httpx.post(f"{server}/predict_batch", files=files, timeout=60).json()
-    with serving(
-        f"service:{topology}", trained.home, env={"FACE_ATTRIBUTES_MAX_BATCH_SIZE": "1"}
-    ) as unbatched:
+    with serving(f"service:{topology}", trained.home, env={MAX_BATCH_SIZE_ENV: "1"}) as unbatched:
         one_by_one = httpx.post(f"{unbatched.url}/predict_batch", files=files, timeout=60).json()
         single = predict(unbatched.url, images[0]).json()
     for a, b in zip(batched, one_by_one, strict=True):

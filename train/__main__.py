@@ -27,6 +27,7 @@ from models.export import export_torchscript
 from models.network import ARCHITECTURES
 from models.store import MODEL_NAME, save_model
 from train import synthetic
+from train.celeba import Partition
 from train.datamodule import CelebADataModule
 from train.evaluate import build_report, collect_probabilities, format_table, write_report
 from train.module import AttributeClassifier
@@ -165,7 +166,7 @@ def run(args: argparse.Namespace) -> TrainingResult | None:
     datamodule = CelebADataModule(
         data_dir, module.preset, args.batch_size, args.num_workers, args.preload_mib
     )
-    torch.set_num_threads(training_threads(datamodule.train_dataloader().num_workers))
+    torch.set_num_threads(training_threads(datamodule.loader_workers(Partition.TRAIN)))
     checkpoint = ModelCheckpoint(
         dirpath=args.output_dir / "checkpoints", monitor="val/auroc", mode="max", filename="best-{epoch}"
     )

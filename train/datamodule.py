@@ -116,11 +116,14 @@ class CelebADataModule(pl.LightningDataModule):
             self.datasets[partition] = FaceImages(paths, labels, self.preset, augment, preload)
         return self.datasets[partition]
 
+    def loader_workers(self, partition: Partition) -> int:
+        """Loader processes for the split: none when preloaded (they would only copy pixels)."""
+        return 0 if self.dataset(partition).pixels is not None else self.num_workers
+
     def dataloader(self, partition: Partition) -> DataLoader:
         dataset = self.dataset(partition)
         training = partition == Partition.TRAIN
-        # Preloaded pixels need no decoding: loader processes would only copy them around.
-        workers = 0 if dataset.pixels is not None else self.num_workers
+        workers = self.loader_workers(partition)
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
