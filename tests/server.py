@@ -81,3 +81,10 @@ def stop(process: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+
+
+def predicted_probabilities(url: str, data: bytes) -> dict[str, float]:
+    """The service's ``/predict`` answer for one JPEG, as ``{attribute: probability}``."""
+    response = httpx.post(f"{url}/predict", files={"image": ("face.jpg", data, "image/jpeg")}, timeout=60)
+    assert response.status_code == 200, response.text
+    return {a["name"]: a["probability"] for a in response.json()["attributes"]}

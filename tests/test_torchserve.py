@@ -17,7 +17,7 @@ from models.attributes import ATTRIBUTES
 
 from .conftest import TrainedModel
 from .images import face_jpeg
-from .server import ROOT, free_port
+from .server import ROOT, free_port, predicted_probabilities
 
 pytestmark = pytest.mark.slow
 
@@ -81,8 +81,7 @@ def predict(url: str, data: bytes) -> httpx.Response:
 def test_torchserve_answers_as_the_bentoml_service_does(torchserve: str, server: str) -> None:
     for seed in (40, 41):
         data = face_jpeg(seed)
-        served = httpx.post(f"{server}/predict", files={"image": ("f.jpg", data, "image/jpeg")}).json()
-        expected = {a["name"]: a["probability"] for a in served["attributes"]}
+        expected = predicted_probabilities(server, data)
         got = predict(torchserve, data).json()
         assert list(got) == list(ATTRIBUTES)
         assert np.abs(np.array([got[n] - expected[n] for n in ATTRIBUTES])).max() <= 1e-5

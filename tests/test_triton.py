@@ -18,7 +18,7 @@ from models.preprocess import FacePreset
 
 from .conftest import TrainedModel
 from .images import face_jpeg
-from .server import ROOT
+from .server import ROOT, predicted_probabilities
 
 pytestmark = pytest.mark.slow
 
@@ -61,8 +61,7 @@ def test_inputs_and_outputs_match_the_torchscript_model(repository: Path) -> Non
 
 def test_the_repository_model_answers_as_the_service_does(repository: Path, server: str) -> None:
     data = face_jpeg(11)
-    served = httpx.post(f"{server}/predict", files={"image": ("f.jpg", data, "image/jpeg")}).json()
-    expected = {a["name"]: a["probability"] for a in served["attributes"]}
+    expected = predicted_probabilities(server, data)
     preset = FacePreset.from_dict(httpx.get(f"{server}/metadata").json()["preprocessing"])
     network = torch.jit.load(str(repository / "1" / "model.pt"))
     with torch.inference_mode():
