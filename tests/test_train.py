@@ -1,10 +1,15 @@
+import csv
 import json
+import math
+import re
 import subprocess
 from pathlib import Path
 
 import bentoml
 import pytest
 import torch
+from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from models.attributes import ATTRIBUTES
 from train.__main__ import build_parser, resolve_data_dir, run, training_threads
@@ -30,6 +35,8 @@ def test_fast_dev_run_goes_through_every_stage(synthetic_dir: Path, tmp_path: Pa
     assert result is not None and result.model_tag is None
     assert set(result.report["attributes"]) == set(ATTRIBUTES)
     assert (tmp_path / "report.json").is_file() and (tmp_path / "report.md").is_file()
+    assert len(result.report["history"]) == 1  # one batch of one epoch: a single point
+    assert (tmp_path / "learning_curves.png").is_file() and (tmp_path / "attribute_metrics.png").is_file()
     assert isinstance(torch.jit.load(str(result.torchscript_file)), torch.jit.ScriptModule)
 
 
@@ -73,8 +80,34 @@ def test_report_has_per_attribute_auroc_f1_and_tuned_thresholds(trained: Trained
     # Noise labels cannot be ranked, so they are never called present.
     assert all(v["threshold"] == 1.0 for n, v in attributes.items() if n not in rendered)
     table = (trained.output_dir / "report.md").read_text()
-    assert "| Smiling | yes |" in table and "test_macro_auroc_rendered" in table
+    assert re.search(r"\| Smiling +\| +yes +\|", table) and "test_macro_auroc_rendered" in table
     assert list((trained.output_dir / "checkpoints").glob("best-*.ckpt"))
+
+
+def test_training_draws_its_charts_next_to_the_report(trained: TrainedModel) -> None:
+    for name in ("learning_curves.png", "attribute_metrics.png"):
+        with Image.open(trained.output_dir / name) as image:
+            assert image.format == "PNG" and min(image.size) >= 400
+
+
+def val_auroc_epochs_in_csv_log(output_dir: Path) -> list[int]:
+    with (output_dir / "logs" / "version_0" / "metrics.csv").open() as f:
+        return [int(row["epoch"]) for row in csv.DictReader(f) if row["val/auroc"]]
+
+
+def test_report_keeps_a_finite_history_row_per_epoch_trained(trained: TrainedModel) -> None:
+    history = trained.report["history"]
+    assert [row["epoch"] for row in history] == val_auroc_epochs_in_csv_log(trained.output_dir)
+    assert 1 <= len(history) <= 12 and [row["epoch"] for row in history] == list(range(len(history)))
+    assert all(math.isfinite(row[k]) for row in history for k in ("train_loss", "val_loss", "val_auroc"))
+
+
+def test_tensorboard_log_has_val_auroc_for_every_epoch(trained: TrainedModel) -> None:
+    (version,) = (trained.output_dir / "tensorboard").glob("version_*")  # fit and test: a file each
+    accumulator = EventAccumulator(str(version))
+    accumulator.Reload()
+    logged = [event.value for event in accumulator.Scalars("val/auroc")]
+    assert logged == [pytest.approx(row["val_auroc"]) for row in trained.report["history"]]
 
 
 def test_training_saves_the_model_and_its_card_to_the_store(trained: TrainedModel) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
-from pytorch_lightning.loggers import CSVLogger
+from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 from torchmetrics.functional.classification import multilabel_auroc
 
 from models.attributes import ATTRIBUTES
@@ -30,7 +30,9 @@ from train import synthetic
 from train.celeba import Partition
 from train.datamodule import CelebADataModule
 from train.evaluate import build_report, collect_probabilities, format_table, write_report
+from train.history import History
 from train.module import AttributeClassifier
+from train.plots import write_plots
 from train.thresholds import tune_thresholds
 
 
@@ -170,6 +172,7 @@ def run(args: argparse.Namespace) -> TrainingResult | None:
     checkpoint = ModelCheckpoint(
         dirpath=args.output_dir / "checkpoints", monitor="val/auroc", mode="max", filename="best-{epoch}"
     )
+    history = History()
     trainer = pl.Trainer(
         accelerator=args.accelerator,
         devices=_parse_devices(args.devices),
@@ -177,8 +180,17 @@ def run(args: argparse.Namespace) -> TrainingResult | None:
         precision=args.precision,
         max_epochs=args.max_epochs,
         fast_dev_run=args.fast_dev_run,
-        callbacks=[checkpoint, EarlyStopping(monitor="val/auroc", mode="max", patience=args.patience)],
-        logger=CSVLogger(args.output_dir, name="logs"),
+        callbacks=[
+            checkpoint,
+            EarlyStopping(monitor="val/auroc", mode="max", patience=args.patience),
+            history,
+        ],
+        # TensorBoard beside the CSV log; its default hp_metric would only be a placeholder -1.
+        logger=[
+            CSVLogger(args.output_dir, name="logs"),
+            TensorBoardLogger(args.output_dir, name="tensorboard", default_hp_metric=False),
+        ],
+        enable_progress_bar=True,
         deterministic="warn",
     )
     trainer.fit(module, datamodule=datamodule)
@@ -189,13 +201,16 @@ def run(args: argparse.Namespace) -> TrainingResult | None:
     trainer.test(module, datamodule=datamodule, verbose=False)
     if not trainer.is_global_zero:
         return None
-    return finish(args, module, datamodule)
+    return finish(args, module, datamodule, history.rows)
 
 
 def finish(
-    args: argparse.Namespace, module: AttributeClassifier, datamodule: CelebADataModule
+    args: argparse.Namespace,
+    module: AttributeClassifier,
+    datamodule: CelebADataModule,
+    history: list[dict[str, Any]],
 ) -> TrainingResult:
-    """Thresholds on validation, the test report, the export and the store entry."""
+    """Thresholds on validation, the test report and its charts, the export and the store entry."""
     val_probabilities, val_labels = collect_probabilities(module, datamodule.val_dataloader())
     thresholds = tune_thresholds(val_probabilities, val_labels)
     val_auroc = float(multilabel_auroc(val_probabilities, val_labels.int(), len(ATTRIBUTES), average="macro"))
@@ -203,9 +218,12 @@ def finish(
     report = build_report(
         test_probabilities, test_labels, thresholds, val_auroc, datamodule.rendered_attributes
     )
+    report["history"] = history  # the numbers behind the learning curves
     json_path, table_path = write_report(report, args.output_dir)
     print(format_table(report))
     print(f"report: {json_path} and {table_path}")
+    curves_path, attributes_path = write_plots(report, args.output_dir)
+    print(f"charts: {curves_path} and {attributes_path}")
 
     torchscript_file = args.output_dir / "model.pt"
     export_torchscript(module.network, module.preset, torchscript_file)

@@ -54,18 +54,37 @@ def build_report(
 
 
 def format_table(report: dict[str, Any]) -> str:
+    """The report as Markdown, its table's columns padded so that it also reads well in a terminal."""
     rendered = set(report["rendered_attributes"] or ATTRIBUTES)
-    lines = [
-        "| attribute | rendered | test AUROC | test F1 | threshold |",
-        "|---|:-:|--:|--:|--:|",
+    rows = [
+        [
+            name,
+            "yes" if name in rendered else "",
+            f"{v['auroc']:.4f}",
+            f"{v['f1']:.4f}",
+            f"{v['threshold']:.3f}",
+        ]
+        for name, v in report["attributes"].items()
     ]
-    for name, values in report["attributes"].items():
-        mark = "yes" if name in rendered else ""
-        lines.append(
-            f"| {name} | {mark} | {values['auroc']:.4f} | {values['f1']:.4f} | {values['threshold']:.3f} |"
-        )
+    table = _markdown_table(["attribute", "rendered", "test AUROC", "test F1", "threshold"], "<^>>>", rows)
     summary = [f"- {key}: {value:.4f}" for key, value in report["metrics"].items()]
-    return "\n".join(["# Training report", "", *summary, "", *lines]) + "\n"
+    return "\n".join(["# Training report", "", *summary, "", *table]) + "\n"
+
+
+def _markdown_table(header: list[str], align: str, rows: list[list[str]]) -> list[str]:
+    """Lines of a Markdown table; ``align`` holds one of < ^ > per column, as in format specs."""
+    widths = [max(3, *(len(cell) for cell in column)) for column in zip(header, *rows, strict=True)]
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(f"{c:{a}{w}}" for c, a, w in zip(cells, align, widths, strict=True)) + " |"
+
+    return [line(header), line([_rule(a, w) for a, w in zip(align, widths, strict=True)]), *map(line, rows)]
+
+
+def _rule(align: str, width: int) -> str:
+    """The header's separator cell: its colons say how the column is aligned."""
+    left, right = {"<": ("-", "-"), "^": (":", ":"), ">": ("-", ":")}[align]
+    return left + "-" * (width - 2) + right
 
 
 def write_report(report: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
