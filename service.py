@@ -33,11 +33,13 @@ from fastapi import FastAPI, HTTPException
 from starlette.responses import JSONResponse
 
 from models import oip_routes
+from models.api_docs import Examples, document_service
 from models.batcher import MAX_BATCH_SIZE_ENV, MicroBatcher
-from models.edge import Edge, EdgeSettings, document_errors
+from models.edge import Edge, EdgeSettings
 from models.errors import ApiError, WorkerUnavailableError
 from models.graceful import delay_worker_shutdown, drain_seconds, stop_processes_before_cleanup
 from models.images import ImageError, decode_image
+from models.pages import add_pages
 from models.predictions import ModelMetadata, Prediction, to_prediction
 from models.store import read_card, require_model, served_model, served_model_tag
 
@@ -172,6 +174,7 @@ class FaceAttributesAPI(ABC):
 metadata_app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
 metadata_app.include_router(oip_routes.router)  # the Open Inference Protocol (KServe v2)
 metadata_app.add_exception_handler(HTTPException, oip_routes.protocol_error)
+add_pages(metadata_app)  # the Swagger UI at / and the demo page at /ui
 
 
 @metadata_app.get("/metadata")
@@ -180,10 +183,10 @@ def metadata() -> ModelMetadata:
     return bentoml.get_current_service().metadata()
 
 
-# Served ahead of BentoML's own /docs.json: the same document, plus the error shape.
+# Served ahead of BentoML's own /docs.json: this service's description, examples and errors.
 @metadata_app.get("/docs.json", include_in_schema=False)
 def openapi() -> dict[str, Any]:
-    return openapi_document(type(bentoml.get_current_service()))
+    return openapi_document(bentoml.get_current_service())
 
 
 @bentoml.service(name="face-attributes", traffic={"timeout": 60})
@@ -236,10 +239,20 @@ class FaceAttributesOneProcess(FaceAttributesAPI):
 
 
 @functools.cache
-def openapi_document(service_class: type) -> dict[str, Any]:
+def openapi_document(api: FaceAttributesAPI) -> dict[str, Any]:
     """Built once per process: the services and their schemas do not change while serving."""
-    service = next(s for s in (FaceAttributes, FaceAttributesOneProcess) if s.inner is service_class)
-    return document_errors(service.openapi_spec.asdict(), EDGE)
+    service = next(s for s in (FaceAttributes, FaceAttributesOneProcess) if s.inner is type(api))
+    return document_service(service.openapi_spec.asdict(), EDGE, api.tag, example_answers(api))
+
+
+def example_answers(api: FaceAttributesAPI) -> Examples:
+    """Illustrative answers in the served model's own terms: its attributes, thresholds and card."""
+    first, second = (
+        np.linspace(0.98, 0.01, len(api.card.attributes)),
+        np.linspace(0.01, 0.98, len(api.card.attributes)),
+    )
+    prediction, other = (to_prediction(p, api.card, api.tag).model_dump() for p in (first, second))
+    return Examples(prediction=prediction, batch=[prediction, other], metadata=api.metadata().model_dump())
 
 
 FaceAttributes.add_asgi_middleware(Edge, settings=EDGE)

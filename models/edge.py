@@ -278,38 +278,3 @@ def reshape(status: int, body: bytes, scope: Scope) -> tuple[str, str]:
     if isinstance(data, dict) and isinstance(data.get("error"), str):
         return code, data["error"]
     return code, str(data) or f"HTTP {status}"
-
-
-def document_errors(spec: dict, settings: EdgeSettings) -> dict:
-    """Add the error shape and the token (when one is set) to an OpenAPI document."""
-    spec = json.loads(json.dumps(spec))
-    schemas = spec.setdefault("components", {}).setdefault("schemas", {})
-    schemas["Error"] = {
-        "type": "object",
-        "required": ["error", "message"],
-        "properties": {
-            "error": {"type": "string", "description": "A stable code, e.g. invalid_image."},
-            "message": {"type": "string", "description": "What was wrong and what is accepted."},
-        },
-    }
-    error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-    statuses = {
-        "400": "Bad request: not an image, missing or unexpected field, malformed body",
-        "404": "No such route",
-        "405": "Method not allowed",
-        "413": "Body, image or batch over its limit",
-        "415": "Not multipart/form-data, or an image format that is not accepted",
-        "500": "Internal error",
-        "503": "The inference worker is unavailable; retry",
-    }
-    if settings.api_token:
-        statuses["401"] = "Missing or wrong bearer token"
-        spec["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
-    for path, operations in spec.get("paths", {}).items():
-        for operation in operations.values():
-            responses = operation.setdefault("responses", {})
-            for status, description in statuses.items():
-                responses[status] = {"description": description, **error}
-            if settings.api_token and path in settings.protected:
-                operation["security"] = [{"bearer": []}]
-    return spec

@@ -147,6 +147,25 @@ def test_swagger_ui_and_schema_describe_the_api(server: str) -> None:
     assert spec["paths"]["/metadata"]["get"]["responses"]["200"]
 
 
+def test_the_schema_describes_this_service_with_examples(server: str) -> None:
+    spec = httpx.get(f"{server}/docs.json").json()
+    model = httpx.get(f"{server}/metadata").json()["model"]
+    assert spec["info"]["title"] == "face-attributes" and spec["info"]["version"] == model
+    assert "BentoML" not in spec["info"]["description"] and "contact" not in spec["info"]
+    for path, operations in spec["paths"].items():
+        for operation in operations.values():
+            assert operation["summary"] and operation["operationId"], path
+            examples = [c["example"] for c in operation["responses"]["200"]["content"].values()]
+            assert examples, f"{path} has no example answer"
+
+    def example(path: str) -> dict | list:
+        return spec["paths"][path]["post"]["responses"]["200"]["content"]["application/json"]["example"]
+
+    assert example("/predict")["model"] == model
+    assert sorted(a["name"] for a in example("/predict")["attributes"]) == sorted(ATTRIBUTES)
+    assert len(example("/predict_batch")) == 2
+
+
 def test_batching_off_gives_the_same_answers(server: str, topology: str, trained) -> None:
     images = [face_jpeg(seed) for seed in (20, 21, 22)]
     files = [("images", (f"{n}.jpg", data, "image/jpeg")) for n, data in enumerate(images)]

@@ -178,9 +178,9 @@ def test_openapi_documents_the_error_shape(server: str) -> None:
     assert spec["components"]["schemas"]["Error"]["required"] == ["error", "message"]
     responses = spec["paths"]["/predict"]["post"]["responses"]
     for status in ("400", "413", "415", "503"):
-        assert (
-            responses[status]["content"]["application/json"]["schema"]["$ref"] == "#/components/schemas/Error"
-        )
+        error = responses[status]["content"]["application/json"]
+        assert error["schema"]["$ref"] == "#/components/schemas/Error"
+        assert set(error["example"]) == {"error", "message"}
 
 
 def test_the_server_still_answers_after_all_that(server: str) -> None:
