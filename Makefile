@@ -8,7 +8,7 @@ MODEL ?= face-attributes:latest
 SERVICE ?= service:FaceAttributes
 # BENTOML_HOME set by the caller is passed through untouched (default: ~/bentoml).
 
-.PHONY: install model serve test lint format soak bench profile clean
+.PHONY: install browser model serve test lint format soak bench profile clean
 
 # pip, not uv: only pip takes the local CPU wheel of torch==2.13.0 (see GOTCHAS).
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -28,7 +28,14 @@ model: install
 serve: model
 	FACE_ATTRIBUTES_MODEL=$(MODEL) $(BIN)/bentoml serve $(SERVICE) --port $(PORT)
 
-test: install
+# Debian's Chromium for the page tests (Playwright drives it; its own browser download fails here).
+# Where apt-get cannot install it (not root, not Debian), those tests skip and say why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq --no-install-recommends chromium fonts-liberation; } >/dev/null 2>&1 \
+		|| echo "could not install chromium with apt-get: the browser tests will skip"
+
+test: install browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from .browser import browser, tab  # noqa: F401  (fixtures of the page tests)
 from .server import ROOT, serving
 
 # Before anything imports bentoml: this process's store is a throwaway one.

@@ -31,6 +31,8 @@ def assert_serves(target: str, home: Path, cwd: Path) -> None:
         )
         assert response.status_code == 200
         assert len(response.json()["attributes"]) == 40
+        for page in ("/", "/ui", "/ui/assets/ui.js"):  # the pages' files travel with the code
+            assert httpx.get(f"{running.url}{page}").status_code == 200
 
 
 @pytest.fixture(scope="module")

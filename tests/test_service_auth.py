@@ -1,6 +1,7 @@
 """The optional API token, and what the shipped topology exposes to the network."""
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import psutil
@@ -8,6 +9,7 @@ import pytest
 
 from models.oip import MODEL_NAME
 
+from .browser import Tab
 from .conftest import TrainedModel
 from .images import face_jpeg
 from .server import RunningServer, serving
@@ -80,3 +82,23 @@ def test_only_the_api_port_listens_on_the_network(guarded: RunningServer) -> Non
                 continue
             assert process.pid == arbiter.pid, f"{process.cmdline()} listens on {connection.laddr}"
             assert connection.laddr.ip == "127.0.0.1"
+
+
+def test_the_pages_stay_open_and_the_demo_page_asks_for_the_token(
+    guarded: RunningServer, tab: Tab, tmp_path: Path
+) -> None:
+    for page in ("/", "/ui", "/ui/assets/ui.js", "/docs.json"):
+        assert httpx.get(f"{guarded.url}{page}").status_code == 200, page
+    tab.page.goto(f"{guarded.url}/ui")
+    tab.page.locator("#error", has_text="401 unauthorized").wait_for()  # the model card needs the token
+    assert tab.page.locator("#auth").get_attribute("open") is not None
+    tab.page.fill("#token", TOKEN)
+    image = tmp_path / "face.jpg"
+    image.write_bytes(face_jpeg(35))
+    tab.page.set_input_files("#file", image)
+    tab.page.locator("#bars li").nth(39).wait_for()
+    assert tab.page.locator("#error").is_hidden()
+    assert (
+        tab.page.locator("#model").inner_text()
+        == httpx.get(f"{guarded.url}/metadata", headers={"Authorization": f"Bearer {TOKEN}"}).json()["model"]
+    )
