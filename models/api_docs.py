@@ -82,8 +82,9 @@ def describe(settings: EdgeSettings, model_tag: str) -> str:
 from a photo of a face. Every answer gives each attribute's **probability** and whether it is
 **present** (probability at or over the attribute's threshold, tuned on validation data).
 
-Serving **{model_tag}**. Try it in the browser on the [demo page](/ui), or below: open `/predict`,
-*Try it out*, choose an image, *Execute*.
+Serving **{model_tag}** ([model card](metadata)). Try it in the browser on the [demo page](ui), or
+below: open `/predict`, *Try it out*, choose an image, *Execute*. The document behind this page:
+[docs.json](docs.json).
 
 ## How to call it
 ```

@@ -85,8 +85,7 @@ def test_try_it_out_predict_shows_every_attribute(
     assert sorted(shown) == sorted(ATTRIBUTES)
     expected = predicted_probabilities(server, image.read_bytes())
     assert max(abs(shown[name] - expected[name]) for name in ATTRIBUTES) <= 1e-5
-    block.scroll_into_view_if_needed()
-    tab.screenshot(f"swagger-predict-{topology}")
+    tab.screenshot(f"swagger-predict-{topology}", block)
 
 
 def test_try_it_out_predict_batch_answers_each_file_in_order(
@@ -96,12 +95,13 @@ def test_try_it_out_predict_batch_answers_each_file_in_order(
     images[0].write_bytes(face_jpeg(31))
     images[1].write_bytes(encoded(face(32), "PNG"))
     open_docs(tab, server)
-    status, predictions = response_panel(try_it_out(tab, "/predict_batch", images))
+    block = try_it_out(tab, "/predict_batch", images)
+    status, predictions = response_panel(block)
     assert status == 200 and len(predictions) == 2
     for image, prediction in zip(images, predictions, strict=True):
         shown, expected = as_probabilities(prediction), predicted_probabilities(server, image.read_bytes())
         assert max(abs(shown[name] - expected[name]) for name in ATTRIBUTES) <= 1e-5
-    tab.screenshot(f"swagger-predict-batch-{topology}")
+    tab.screenshot(f"swagger-predict-batch-{topology}", block)
 
 
 def test_a_bad_file_shows_the_error_in_the_panel(tab: Tab, server: str, tmp_path: Path) -> None:
