@@ -1,0 +1,120 @@
+"""Every attribute's probability for face image files, without a server.
+
+    python -m models.predict face.jpg                      # a table per image
+    python -m models.predict --json a.jpg b.png            # JSON: a list, one object per image
+    python -m models.predict --model face-attributes:<version> face.jpg
+
+The model comes from the BentoML model store ($BENTOML_HOME, default ~/bentoml): the tag in
+$FACE_ATTRIBUTES_MODEL, else face-attributes:latest. Decoding, preprocessing and the TorchScript
+model are the service's own, so the probabilities are the ones its /predict answers.
+Exit status 2, before any output, when the model or any image is missing or unreadable.
+"""
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from models.images import ImageError, decode_image
+from models.predictions import Prediction, to_prediction
+from models.preprocess import FacePreset
+from models.store import ModelUnusableError, read_card, require_model, served_model, served_model_tag
+
+USAGE_ERROR = 2  # as argparse's own: the command was given something it cannot use
+
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("images", type=Path, nargs="+", metavar="IMAGE", help="face image files to classify")
+    parser.add_argument(
+        "--model",
+        type=str,
+        default=served_model_tag(),
+        metavar="TAG",
+        help="the stored model to use (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON: a list of /predict's answers, each with its image's path",
+    )
+    return parser
+
+
+def read_pixels(paths: Sequence[Path], preset: FacePreset) -> tuple[list[np.ndarray], list[str]]:
+    """Each file's preprocessed pixels, and one message per file that could not be used.
+
+    Every file is tried, so that one run names all the bad ones.
+    """
+    pixels, problems = [], []
+    for path in paths:
+        try:
+            pixels.append(preset.to_pixels(decode_image(path.read_bytes())))
+        except OSError as error:
+            problems.append(f"{path}: cannot read the file: {error.strerror or error}")
+        except ImageError as error:
+            problems.append(f"{path}: {error}")
+    return pixels, problems
+
+
+def format_table(image: Path, prediction: Prediction) -> str:
+    """One image's prediction for a terminal: a heading, then one row per attribute, most probable first."""
+    width = max(len("attribute"), *(len(score.name) for score in prediction.attributes))
+    rows = [
+        f"  {score.name:<{width}}  {score.probability:>11.4f}  {'yes' if score.present else ''}".rstrip()
+        for score in prediction.attributes
+    ]
+    header = f"  {'attribute':<{width}}  {'probability':>11}  present"
+    return "\n".join([f"{image} (model {prediction.model})", header, *rows])
+
+
+def format_json(images: Sequence[Path], predictions: Sequence[Prediction]) -> str:
+    """Always a list, even for one image, so that scripts parse every run the same way."""
+    entries = [{"image": str(image), **p.model_dump()} for image, p in zip(images, predictions, strict=True)]
+    return json.dumps(entries, indent=2)
+
+
+def write(text: str) -> None:
+    """Print ``text``; a reader that stops early (``| head``) is not an error."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        # Else Python reports the broken pipe again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def fail(prog: str, problems: Sequence[str]) -> int:
+    for problem in problems:
+        print(f"{prog}: error: {problem}", file=sys.stderr)
+    return USAGE_ERROR
+
+
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    """The command; returns its exit status (the console script passes it to ``sys.exit``)."""
+    parser = build_parser(prog)
+    args = parser.parse_args(argv)
+    try:
+        model = require_model(args.model)  # cheap: checks the file, loads nothing yet
+    except ModelUnusableError as error:
+        return fail(parser.prog, [str(error)])
+    card = read_card(model)
+    pixels, problems = read_pixels(args.images, card.preprocessing.preset())
+    if problems:
+        return fail(parser.prog, problems)
+    probabilities = served_model(model)(np.stack(pixels))  # all images in one forward pass
+    predictions = [to_prediction(p, card, str(model.tag)) for p in probabilities]
+    if args.json:
+        write(format_json(args.images, predictions))
+    else:
+        write("\n\n".join(format_table(i, p) for i, p in zip(args.images, predictions, strict=True)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(prog="python -m models.predict"))

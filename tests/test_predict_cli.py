@@ -1,0 +1,108 @@
+"""``python -m models.predict``: the service's probabilities for image files, as a table or JSON."""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from models.store import MODEL_TAG_ENV
+
+from .conftest import PYTHON, TrainedModel
+from .images import encoded, face, face_jpeg
+from .server import ROOT, predicted_probabilities
+
+pytestmark = pytest.mark.slow
+
+ATTRIBUTE_COUNT = 40
+
+
+def predict(home: Path, *args: str | Path) -> subprocess.CompletedProcess:
+    """The command as a user runs it, on the store in ``home`` and its latest model."""
+    env = {key: value for key, value in os.environ.items() if key != MODEL_TAG_ENV}
+    return subprocess.run(
+        [PYTHON, "-m", "models.predict", *map(str, args)],
+        cwd=ROOT,
+        env={**env, "BENTOML_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def written(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def assert_usage_error(result: subprocess.CompletedProcess) -> None:
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+
+
+def test_json_gives_the_services_probabilities_in_order(
+    trained: TrainedModel, server: str, tmp_path: Path
+) -> None:
+    jpeg, png = face_jpeg(1), encoded(face(2), "PNG")
+    images = [written(tmp_path / "a.jpg", jpeg), written(tmp_path / "b.png", png)]
+    result = predict(trained.home, "--json", *images)
+    assert result.returncode == 0, result.stderr
+    answers = json.loads(result.stdout)
+    assert [answer["image"] for answer in answers] == [str(path) for path in images]
+    for answer, data in zip(answers, (jpeg, png), strict=True):
+        assert answer["model"] == trained.tag
+        assert len(answer["attributes"]) == ATTRIBUTE_COUNT
+        probabilities = {score["name"]: score["probability"] for score in answer["attributes"]}
+        assert probabilities == pytest.approx(predicted_probabilities(server, data), abs=1e-5)
+
+
+def test_the_table_shows_every_attribute_as_the_json_does(trained: TrainedModel, tmp_path: Path) -> None:
+    image = written(tmp_path / "face.jpg", face_jpeg(3))
+    table = predict(trained.home, image)
+    answer = json.loads(predict(trained.home, "--json", image).stdout)[0]
+    assert table.returncode == 0, table.stderr
+    heading, _, *rows = table.stdout.splitlines()
+    assert str(image) in heading and trained.tag in heading
+    cells = [row.split() for row in rows]
+    assert [cell[0] for cell in cells] == [score["name"] for score in answer["attributes"]]
+    assert len(cells) == ATTRIBUTE_COUNT
+    for cell, score in zip(cells, answer["attributes"], strict=True):  # 4 decimals shown
+        assert float(cell[1]) == pytest.approx(score["probability"], abs=0.5e-4 + 1e-7)
+    assert [cell[0] for cell in cells if cell[-1] == "yes"] == answer["present"]
+
+
+def test_a_missing_model_is_named(trained: TrainedModel, tmp_path: Path) -> None:
+    image = written(tmp_path / "face.jpg", face_jpeg(4))
+    result = predict(trained.home, "--model", "face-attributes:nosuchversion", image)
+    assert_usage_error(result)
+    assert "face-attributes:nosuchversion" in result.stderr
+
+
+def test_bad_files_are_all_named_before_any_output(trained: TrainedModel, tmp_path: Path) -> None:
+    good = written(tmp_path / "face.jpg", face_jpeg(5))
+    not_an_image = written(tmp_path / "notes.txt", b"not an image\n")
+    missing = tmp_path / "missing.jpg"
+    result = predict(trained.home, good, not_an_image, missing)
+    assert_usage_error(result)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2
+    assert str(not_an_image) in lines[0] and "not an image" in lines[0]
+    assert str(missing) in lines[1] and "No such file" in lines[1]
+
+
+def test_help_shows_the_options(tmp_path: Path) -> None:
+    result = predict(tmp_path, "--help")  # needs no model
+    assert result.returncode == 0, result.stderr
+    assert "--json" in result.stdout and "--model" in result.stdout
+    assert "python -m models.predict face.jpg" in result.stdout  # the usage example
+
+
+def test_the_console_script_is_the_same_command(trained: TrainedModel, tmp_path: Path) -> None:
+    image = written(tmp_path / "face.jpg", face_jpeg(44))
+    script = Path(PYTHON).parent / "face-attributes-predict"  # installed by pyproject's [project.scripts]
+    env = {**os.environ, "BENTOML_HOME": str(trained.home), MODEL_TAG_ENV: trained.tag}
+    result = subprocess.run([script, "--json", image], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == json.loads(predict(trained.home, "--json", image).stdout)
