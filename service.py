@@ -209,7 +209,7 @@ class FaceAttributes(FaceAttributesAPI):
             return await self.classifier.to_async.classify(pixels)
         except (TimeoutError, aiohttp.ClientError, BentoMLException) as error:
             logger.warning("inference worker call failed: %r", error)
-            raise WorkerUnavailableError("the inference worker did not answer; retry") from error
+            raise WorkerUnavailableError() from error
 
 
 # One process per CPU core, each with one torch thread. Measured on 2 cores at 32 clients:
@@ -246,13 +246,19 @@ def openapi_document(api: FaceAttributesAPI) -> dict[str, Any]:
 
 
 def example_answers(api: FaceAttributesAPI) -> Examples:
-    """Illustrative answers in the served model's own terms: its attributes, thresholds and card."""
+    """Illustrative answers with the served model's attributes, every threshold at 0.5 and none of
+    the card's measured or private values (/docs.json stays open when a token guards /metadata)."""
+    names = api.card.attributes
+    card = api.card.model_copy(
+        update={"thresholds": dict.fromkeys(names, 0.5), "metrics": {}, "attribute_metrics": {},
+                "dataset": {}, "training_args": {}}
+    )  # fmt: skip
     first, second = (
-        np.linspace(0.98, 0.01, len(api.card.attributes)),
-        np.linspace(0.01, 0.98, len(api.card.attributes)),
+        to_prediction(p, card, api.tag).model_dump()
+        for p in (np.linspace(0.98, 0.01, len(names)), np.linspace(0.01, 0.98, len(names)))
     )
-    prediction, other = (to_prediction(p, api.card, api.tag).model_dump() for p in (first, second))
-    return Examples(prediction=prediction, batch=[prediction, other], metadata=api.metadata().model_dump())
+    metadata = ModelMetadata(model=api.tag, **card.model_dump()).model_dump()
+    return Examples(prediction=first, batch=[first, second], metadata=metadata)
 
 
 FaceAttributes.add_asgi_middleware(Edge, settings=EDGE)

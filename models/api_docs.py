@@ -11,8 +11,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from models.attributes import ATTRIBUTES
-from models.edge import ERROR_CODES, MAX_BODY_ENV, MAX_IMAGES_ENV, TOKEN_ENV, EdgeSettings
-from models.images import ACCEPTED, MAX_PIXELS_ENV
+from models.edge import (
+    ERROR_CODES,
+    MAX_BODY_ENV,
+    MAX_IMAGES_ENV,
+    SERVER_ERROR_MESSAGE,
+    TOKEN_ENV,
+    TOKEN_MESSAGE,
+    EdgeSettings,
+    body_too_large_message,
+    upload_expected_message,
+)
+from models.errors import WorkerUnavailableError
+from models.images import ACCEPTED, MAX_PIXELS_ENV, NOT_AN_IMAGE, InvalidImageError
 
 TITLE = "face-attributes"
 
@@ -31,25 +42,13 @@ OPERATIONS = {
     "/readyz": (OPERATIONS_TAG, "readyz", "Readiness probe: the model is loaded"),
     "/metrics": (OPERATIONS_TAG, "metrics", "Prometheus metrics"),
 }
-ERROR_DESCRIPTIONS = {
-    400: "Bad request: not an image, missing or unexpected field, malformed body",
-    401: "Missing or wrong bearer token",
-    404: "No such route",
-    405: "Method not allowed",
-    413: "Body, image or batch over its limit",
-    415: "Not multipart/form-data, or an image format that is not accepted",
-    500: "Internal error",
-    503: "The inference worker is unavailable; retry",
-}
-ERROR_EXAMPLES = {
-    400: "the uploaded file is not an image; send an image: " + ACCEPTED,
-    401: f"send 'Authorization: Bearer <token>' with the token set in {TOKEN_ENV}",
-    404: "no such route: /nope; the API is described at /docs.json",
-    405: "DELETE is not allowed on /predict",
-    413: "the request body is over the 10,485,760-byte limit (setting " + MAX_BODY_ENV + ")",
-    415: "send multipart/form-data with the image file in field 'image'",
-    500: "the server failed to answer; it logged the cause. Retrying may help.",
-    503: "the inference worker did not answer; retry",
+# BentoML's own descriptions of these say "deprecated" or describe BentoML's runners.
+INFRASTRUCTURE_DESCRIPTIONS = {
+    "/healthz": "200 while the server runs. Kept for old probes: use /livez and /readyz.",
+    "/livez": "200 while the service answers (in the default topology, its inference worker too); "
+    "for Kubernetes' livenessProbe.",
+    "/readyz": "200 once the model is loaded and warmed up; for Kubernetes' readinessProbe.",
+    "/metrics": "Prometheus text format: requests and latencies per endpoint, and the batch sizes.",
 }
 PROBE_EXAMPLE = {"text/plain": {"example": "\n"}}
 METRICS_EXAMPLE = {
@@ -62,7 +61,8 @@ METRICS_EXAMPLE = {
 
 @dataclass(frozen=True)
 class Examples:
-    """Example answers, made from the served model's card so names and thresholds are real."""
+    """Example answers in the served model's terms. /docs.json stays open when a token guards
+    /metadata, so they carry none of the card's tuned or private values."""
 
     prediction: dict[str, Any]
     batch: list[dict[str, Any]]
@@ -72,9 +72,12 @@ class Examples:
 def describe(settings: EdgeSettings, model_tag: str) -> str:
     """The Markdown shown at the top of the Swagger UI."""
     mib = settings.max_body_bytes / 2**20
+    guarded = ", ".join(
+        f"`{route}`" for route in (*settings.protected, *(p + "*" for p in settings.protected_prefixes))
+    )
     token = (
-        f"- **A bearer token is required** for `/predict`, `/predict_batch`, `/metadata` and `/v2/models/*` "
-        f"(`Authorization: Bearer <token>`; use *Authorize* below). Set by `{TOKEN_ENV}`.\n"
+        f"- **A bearer token is required** for {guarded} (`Authorization: Bearer <token>`; use *Authorize*\n"
+        f"  below). It is set by `{TOKEN_ENV}`.\n"
         if settings.api_token
         else f"- No token is required (set `{TOKEN_ENV}` on the server to require one).\n"
     )
@@ -100,11 +103,13 @@ with bentoml.SyncHTTPClient("http://HOST") as client:
 The same model also answers the Open Inference Protocol (KServe v2) under `/v2`.
 
 ## Limits
-- Images: {ACCEPTED}; the whole image is used (centre-cropped to a square), so crop to the face.
+- Images: {ACCEPTED}. Each is resized and centre-cropped to a square, as in training: send a
+  photo framed on one face (CelebA's faces are aligned crops).
 - Request body at most {mib:g} MiB (`{MAX_BODY_ENV}`); at most {settings.max_images} images per
   `/predict_batch` (`{MAX_IMAGES_ENV}`); images over the pixel limit are refused (`{MAX_PIXELS_ENV}`).
 {token}- Errors are JSON, `{{"error": "<code>", "message": "<what was wrong>"}}`, with a 4xx status for bad
-  input; `503` with `Retry-After` when the inference worker cannot answer.
+  input (an unknown route is a `404` in the same shape); `503` with `Retry-After` when the
+  inference worker cannot answer.
 
 ## Attributes
 {", ".join(f"`{name}`" for name in ATTRIBUTES)}
@@ -128,6 +133,8 @@ def document_service(spec: dict, settings: EdgeSettings, model_tag: str, example
             if path in OPERATIONS:
                 tag, operation["operationId"], operation["summary"] = OPERATIONS[path]
                 operation["tags"] = [tag]
+            if path in INFRASTRUCTURE_DESCRIPTIONS:
+                operation["description"] = INFRASTRUCTURE_DESCRIPTIONS[path]
             ok = operation.setdefault("responses", {}).setdefault("200", {"description": "OK"})
             for media_type, example in successes.get(path, PROBE_EXAMPLE).items():
                 ok.setdefault("content", {}).setdefault(media_type, {}).update(example)
@@ -135,7 +142,7 @@ def document_service(spec: dict, settings: EdgeSettings, model_tag: str, example
 
 
 def document_errors(spec: dict, settings: EdgeSettings) -> dict:
-    """Every operation's error answers: the shared ``Error`` shape, with an example each."""
+    """Each operation's possible error answers: the shared ``Error`` shape, with an example each."""
     schemas = spec.setdefault("components", {}).setdefault("schemas", {})
     schemas["Error"] = {
         "type": "object",
@@ -145,20 +152,63 @@ def document_errors(spec: dict, settings: EdgeSettings) -> dict:
             "message": {"type": "string", "description": "What was wrong and what is accepted."},
         },
     }
-    statuses = [status for status in ERROR_DESCRIPTIONS if status != 401 or settings.api_token]
     if settings.api_token:
         spec["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
     for path, operations in spec.get("paths", {}).items():
         for operation in operations.values():
             responses = operation.setdefault("responses", {})
-            for status in statuses:
-                code = "invalid_image" if status == 400 else ERROR_CODES[status]
-                example = {"error": code, "message": ERROR_EXAMPLES[status]}
-                schema = {"$ref": "#/components/schemas/Error"}
+            for status in [s for s in responses if s[0] in "45"]:  # BentoML's, in its own shape
+                del responses[status]
+            for status, (description, code, message) in possible_errors(path, settings).items():
                 responses[str(status)] = {
-                    "description": ERROR_DESCRIPTIONS[status],
-                    "content": {"application/json": {"schema": schema, "example": example}},
+                    "description": description,
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/Error"},
+                            "example": {"error": code, "message": message},
+                        }
+                    },
                 }
             if settings.api_token and path in settings.protected:
                 operation["security"] = [{"bearer": []}]
+    drop_unused_schemas(spec)
     return spec
+
+
+def possible_errors(path: str, settings: EdgeSettings) -> dict[int, tuple[str, str, str]]:
+    """status -> (description, code, example message): the errors ``path`` can answer."""
+    errors = {
+        405: ("Method not allowed", ERROR_CODES[405], f"DELETE is not allowed on {path}"),
+        500: ("Internal error", ERROR_CODES[500], SERVER_ERROR_MESSAGE),
+    }
+    if settings.api_token and path in settings.protected:
+        errors[401] = ("Missing or wrong bearer token", ERROR_CODES[401], TOKEN_MESSAGE)
+    if path in settings.uploads:
+        field, _ = settings.uploads[path]
+        too_large = body_too_large_message(settings.max_body_bytes)
+        unavailable = WorkerUnavailableError()
+        errors |= {
+            400: ("Not an image; a missing or unexpected field; a malformed body", InvalidImageError.code,
+                  NOT_AN_IMAGE),
+            413: ("Body, image or batch over its limit", ERROR_CODES[413], too_large),
+            415: ("Not multipart/form-data, or an image format that is not accepted", ERROR_CODES[415],
+                  upload_expected_message(field)),
+            503: ("The inference worker did not answer; retry (see Retry-After)", unavailable.code,
+                  str(unavailable)),
+        }  # fmt: skip
+    if path in ("/livez", "/readyz"):
+        errors[503] = ("The probe fails: not alive, or not ready yet", ERROR_CODES[503], SERVER_ERROR_MESSAGE)
+    return dict(sorted(errors.items()))
+
+
+def drop_unused_schemas(spec: dict) -> None:
+    """BentoML declares error schemas of its own shape; once nothing refers to them, they go."""
+    schemas = spec["components"]["schemas"]
+    while True:
+        text = json.dumps({**spec, "components": {**spec["components"], "schemas": None}})
+        text += json.dumps(schemas)
+        unused = [name for name in schemas if f'"#/components/schemas/{name}"' not in text]
+        if not unused:
+            return
+        for name in unused:
+            del schemas[name]

@@ -47,6 +47,18 @@ ERROR_CODES = {
 }
 
 
+SERVER_ERROR_MESSAGE = "the server failed to answer; it logged the cause. Retrying may help."
+TOKEN_MESSAGE = f"send 'Authorization: Bearer <token>' with the token set in {TOKEN_ENV}"
+
+
+def body_too_large_message(limit: int) -> str:
+    return f"the request body is over the {limit:,}-byte limit (setting {MAX_BODY_ENV})"
+
+
+def upload_expected_message(field: str) -> str:
+    return f"send multipart/form-data with the image file in field '{field}'"
+
+
 @dataclass(frozen=True)
 class EdgeSettings:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
@@ -135,13 +147,11 @@ class Edge:
         scheme, _, credentials = given.partition(" ")
         # compare_digest: the time taken does not reveal how much of the token matched.
         if scheme.lower() != "bearer" or not hmac.compare_digest(credentials.encode(), token.encode()):
-            raise Rejected(401, f"send 'Authorization: Bearer <token>' with the token set in {TOKEN_ENV}")
+            raise Rejected(401, TOKEN_MESSAGE)
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
         limit = self.settings.max_body_bytes
-        too_large = Rejected(
-            413, f"the request body is over the {limit:,}-byte limit (setting {MAX_BODY_ENV})"
-        )
+        too_large = Rejected(413, body_too_large_message(limit))
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise too_large
@@ -164,7 +174,7 @@ class Edge:
             return
         name, several = route
         content_type = dict(scope["headers"]).get(b"content-type", b"").decode("latin-1")
-        expected = f"send multipart/form-data with the image file in field '{name}'"
+        expected = upload_expected_message(name)
         if not content_type.lower().startswith("multipart/form-data"):
             got = repr(content_type) if content_type else "none"
             raise Rejected(415, f"{expected}; got Content-Type {got}")
@@ -269,7 +279,7 @@ def reshape(status: int, body: bytes, scope: Scope) -> tuple[str, str]:
     if status == 405:
         return code, f"{scope['method']} is not allowed on {scope['path']}"
     if status >= 500:
-        return code, "the server failed to answer; it logged the cause. Retrying may help."
+        return code, SERVER_ERROR_MESSAGE
     if isinstance(data, dict) and isinstance(data.get("detail"), list):  # a pydantic validation error
         details = "; ".join(
             f"{'.'.join(str(p) for p in d.get('loc', []))}: {d.get('msg', '')}" for d in data["detail"]

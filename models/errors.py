@@ -11,3 +11,6 @@ class WorkerUnavailableError(ApiError):
 
     status = 503
     code = "worker_unavailable"
+
+    def __init__(self, message: str = "the inference worker did not answer; retry") -> None:
+        super().__init__(message)

@@ -18,6 +18,7 @@ Image.MAX_IMAGE_PIXELS = None
 # Pillow's JPEG reader also opens MPO (multi-picture JPEG from phones).
 ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF")
 ACCEPTED = "JPEG (and MPO), PNG, WebP, BMP, TIFF, GIF"
+NOT_AN_IMAGE = f"the uploaded file is not an image; send an image: {ACCEPTED}"
 MAX_PIXELS_ENV = "FACE_ATTRIBUTES_MAX_PIXELS"
 DEFAULT_MAX_PIXELS = 50_000_000  # a 50-megapixel phone photo is legal; its decode takes ~150 MB
 # Recognised by their first bytes, to name them in the error; none can be read here.
@@ -92,4 +93,4 @@ def _unreadable(data: bytes) -> ImageError:
         with Image.open(io.BytesIO(data)) as other:
             return UnsupportedImageError(f"{other.format} images are not accepted; send an image: {ACCEPTED}")
     except Exception:  # any failure here just means "not an image"
-        return InvalidImageError(f"the uploaded file is not an image; send an image: {ACCEPTED}")
+        return InvalidImageError(NOT_AN_IMAGE)

@@ -84,11 +84,21 @@ def test_only_the_api_port_listens_on_the_network(guarded: RunningServer) -> Non
             assert connection.laddr.ip == "127.0.0.1"
 
 
-def test_the_pages_stay_open_and_the_demo_page_asks_for_the_token(
-    guarded: RunningServer, tab: Tab, tmp_path: Path
-) -> None:
-    for page in ("/", "/ui", "/ui/assets/ui.js", "/docs.json"):
-        assert httpx.get(f"{guarded.url}{page}").status_code == 200, page
+@pytest.mark.parametrize("page", ["/", "/ui", "/ui/assets/ui.js", "/docs.json"])
+def test_the_pages_stay_open(guarded: RunningServer, page: str) -> None:
+    assert httpx.get(f"{guarded.url}{page}").status_code == 200
+
+
+def test_the_open_schema_reveals_nothing_the_model_card_guards(guarded: RunningServer) -> None:
+    card = httpx.get(f"{guarded.url}/metadata", headers={"Authorization": f"Bearer {TOKEN}"}).json()
+    schema = httpx.get(f"{guarded.url}/docs.json")
+    for private in (card["training_args"]["output_dir"], repr(card["metrics"]["test_macro_auroc"])):
+        assert private not in schema.text
+    example = schema.json()["paths"]["/metadata"]["get"]["responses"]["200"]["content"]["application/json"]
+    assert example["example"]["thresholds"] != card["thresholds"]  # tuned values stay behind the token
+
+
+def test_the_demo_page_asks_for_the_token(guarded: RunningServer, tab: Tab, tmp_path: Path) -> None:
     tab.page.goto(f"{guarded.url}/ui")
     tab.page.locator("#error", has_text="401 unauthorized").wait_for()  # the model card needs the token
     assert tab.page.locator("#auth").get_attribute("open") is not None
