@@ -7,7 +7,7 @@ Both work offline: the Swagger UI's scripts come from BentoML's own bundled copy
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
@@ -23,5 +23,10 @@ def add_pages(app: FastAPI) -> None:
     @app.get("/ui", include_in_schema=False)
     def demo_page() -> FileResponse:
         return FileResponse(WEB_DIR / "ui.html")
+
+    @app.get("/ui/", include_in_schema=False)
+    def demo_page_with_slash() -> RedirectResponse:
+        """The page's relative links need /ui without the slash; relative, so a path prefix stays."""
+        return RedirectResponse("../ui", status_code=308)
 
     app.mount("/ui/assets", StaticFiles(directory=WEB_DIR / "assets"), name="ui-assets")

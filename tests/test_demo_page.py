@@ -76,12 +76,37 @@ def test_a_dropped_image_is_classified(tab: Tab, server: str) -> None:
     assert len(bars(tab)) == len(ATTRIBUTES)
 
 
-def test_a_file_that_is_not_an_image_shows_the_services_error(tab: Tab, server: str, tmp_path: Path) -> None:
-    text = tmp_path / "notes.txt"
+def test_a_file_that_is_not_an_image_shows_the_error_instead_of_the_last_answer(
+    tab: Tab, server: str, tmp_path: Path
+) -> None:
+    image, text = tmp_path / "face.jpg", tmp_path / "notes.txt"
+    image.write_bytes(face_jpeg(36))
     text.write_text("not an image")
     open_demo(tab, server)
+    tab.page.set_input_files("#file", image)
+    assert len(bars(tab)) == len(ATTRIBUTES)
     tab.page.set_input_files("#file", text)
     error = tab.page.locator("#error")
     error.wait_for()
     assert "400 invalid_image" in error.inner_text()
-    assert tab.page.locator("#bars li").count() == 0
+    assert tab.page.locator("#bars li").count() == 0  # the face's bars are gone
+    assert tab.page.locator("#present").inner_text() == "-"
+
+
+def test_the_picker_is_emptied_so_the_same_file_can_be_chosen_again(
+    tab: Tab, server: str, tmp_path: Path
+) -> None:
+    """A browser fires no "change" for the file already chosen (say, again after entering the
+    token): the page empties the picker once it has read the file."""
+    image = tmp_path / "face.jpg"
+    image.write_bytes(face_jpeg(37))
+    open_demo(tab, server)
+    tab.page.set_input_files("#file", image)
+    assert len(bars(tab)) == len(ATTRIBUTES)
+    assert tab.page.eval_on_selector("#file", "input => input.files.length") == 0
+
+
+def test_a_trailing_slash_leads_to_the_page(server: str) -> None:
+    response = httpx.get(f"{server}/ui/", follow_redirects=True)
+    assert response.status_code == 200 and response.url.path == "/ui"
+    assert 'src="./ui/assets/ui.js"' in response.text

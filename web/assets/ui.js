@@ -4,6 +4,7 @@
 
 const $ = (id) => document.getElementById(id);
 let thresholds = {};
+let cardModel = ""; // the model the thresholds belong to
 
 function authHeaders() {
   const token = $("token").value.trim();
@@ -27,14 +28,20 @@ async function failure(response) {
 }
 
 async function loadCard() {
-  const response = await fetch("metadata", { headers: authHeaders() });
-  if (!response.ok) {
-    showError(await failure(response));
-    return;
+  try {
+    const response = await fetch("metadata", { headers: authHeaders() });
+    if (!response.ok) {
+      $("model").textContent = response.status === 401 ? "needs the API token" : "unknown";
+      showError(await failure(response));
+      return;
+    }
+    const card = await response.json();
+    thresholds = card.thresholds;
+    cardModel = card.model;
+    $("model").textContent = card.model;
+  } catch (error) {
+    showError(`the server did not answer: ${error.message}`);
   }
-  const card = await response.json();
-  thresholds = card.thresholds;
-  $("model").textContent = card.model;
 }
 
 function bar({ name, probability, present }) {
@@ -66,22 +73,47 @@ function bar({ name, probability, present }) {
   return row;
 }
 
-async function classify(file) {
+function clearResults() {
   showError("");
+  $("latency").textContent = "-";
+  $("present").textContent = "-";
+  $("bars").replaceChildren();
+}
+
+function showPreview(file) {
+  URL.revokeObjectURL($("preview").src);
   $("preview").src = URL.createObjectURL(file);
   $("preview").hidden = false;
   $("drop-hint").hidden = true;
-  if (Object.keys(thresholds).length === 0) await loadCard(); // e.g. a token entered since
+}
+
+// Only the latest image's answer is drawn: an earlier, slower answer must not replace it.
+let latest = 0;
+
+async function classify(file) {
+  const request = ++latest;
+  clearResults();
+  showPreview(file);
   const form = new FormData();
   form.append("image", file, file.name);
   const started = performance.now();
-  const response = await fetch("predict", { method: "POST", body: form, headers: authHeaders() });
+  let response;
+  try {
+    response = await fetch("predict", { method: "POST", body: form, headers: authHeaders() });
+  } catch (error) {
+    // e.g. the server is gone, or it closed the connection on a body over its size limit
+    if (request === latest) showError(`the server did not answer: ${error.message}`);
+    return;
+  }
   const elapsed = performance.now() - started;
+  if (request !== latest) return;
   if (!response.ok) {
     showError(await failure(response));
     return;
   }
   const prediction = await response.json();
+  if (prediction.model !== cardModel) await loadCard(); // first use, or the server swapped models
+  if (request !== latest) return;
   $("model").textContent = prediction.model;
   $("latency").textContent = `${elapsed.toFixed(0)} ms (round trip)`;
   $("present").textContent = prediction.present.length
@@ -92,6 +124,7 @@ async function classify(file) {
 
 $("file").addEventListener("change", () => {
   if ($("file").files.length) classify($("file").files[0]);
+  $("file").value = ""; // so that choosing the same file again (say, after entering the token) sends it
 });
 const drop = $("drop");
 drop.addEventListener("dragover", (event) => {
