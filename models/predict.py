@@ -25,6 +25,7 @@ from models.preprocess import FacePreset
 from models.store import ModelUnusableError, read_card, require_model, served_model, served_model_tag
 
 USAGE_ERROR = 2  # as argparse's own: the command was given something it cannot use
+CHUNK = 64  # images per forward pass
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -107,7 +108,11 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     pixels, problems = read_pixels(args.images, card.preprocessing.preset())
     if problems:
         return fail(parser.prog, problems)
-    probabilities = served_model(model)(np.stack(pixels))  # all images in one forward pass
+    network = served_model(model)
+    # Forward passes of at most CHUNK images: memory stays flat however many files are given.
+    probabilities = np.concatenate(
+        [network(np.stack(pixels[i : i + CHUNK])) for i in range(0, len(pixels), CHUNK)]
+    )
     predictions = [to_prediction(p, card, str(model.tag)) for p in probabilities]
     if args.json:
         write(format_json(args.images, predictions))

@@ -34,6 +34,8 @@ def require_model(tag: str) -> bentoml.Model:
     """
     try:
         model = bentoml.models.get(tag)
+    except ValueError as error:  # not a tag at all: say so, not where it is missing
+        raise ModelUnusableError(f"{tag!r} is not a model tag (name:version): {error}") from None
     except NotFound:
         home = os.environ.get("BENTOML_HOME", "~/bentoml")
         raise ModelUnusableError(

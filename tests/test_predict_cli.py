@@ -73,11 +73,12 @@ def test_the_table_shows_every_attribute_as_the_json_does(trained: TrainedModel,
     assert [cell[0] for cell in cells if cell[-1] == "yes"] == answer["present"]
 
 
-def test_a_missing_model_is_named(trained: TrainedModel, tmp_path: Path) -> None:
+@pytest.mark.parametrize("tag", ["face-attributes:nosuchversion", "Not A Tag"], ids=["missing", "malformed"])
+def test_a_model_that_cannot_be_used_is_named(trained: TrainedModel, tmp_path: Path, tag: str) -> None:
     image = written(tmp_path / "face.jpg", face_jpeg(4))
-    result = predict(trained.home, "--model", "face-attributes:nosuchversion", image)
+    result = predict(trained.home, "--model", tag, image)
     assert_usage_error(result)
-    assert "face-attributes:nosuchversion" in result.stderr
+    assert repr(tag) in result.stderr
 
 
 def test_bad_files_are_all_named_before_any_output(trained: TrainedModel, tmp_path: Path) -> None:
