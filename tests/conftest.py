@@ -62,6 +62,8 @@ class TrainedModel:
     output_dir: Path
     report: dict
     tag: str
+    stdout: str  # what the training command printed
+    stderr: str
 
 
 def run_training(
@@ -85,7 +87,8 @@ def trained(synthetic_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Tr
     result = run_training(synthetic_dir, output_dir, home, "--max-epochs", "12", "--num-workers", "1")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     tag = next(line.split(": ")[1] for line in result.stdout.splitlines() if line.startswith("saved to"))
-    return TrainedModel(home, output_dir, json.loads((output_dir / "report.json").read_text()), tag)
+    report = json.loads((output_dir / "report.json").read_text())
+    return TrainedModel(home, output_dir, report, tag, result.stdout, result.stderr)
 
 
 # Both shipped topologies serve the same API: every test of it runs against each.

@@ -1,5 +1,6 @@
 """The training history callback and the report's charts, on hand-made values."""
 
+import math
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -89,15 +90,28 @@ def test_a_saved_chart_is_a_png_of_the_figure_size(tmp_path: Path) -> None:
     assert 10_000 < path.stat().st_size < 200_000
 
 
-@pytest.mark.parametrize("epochs", [0, 1])
-def test_learning_curves_draw_without_real_epochs(epochs: int, tmp_path: Path) -> None:
-    assert save_png(learning_curves(hand_made_history(epochs)), tmp_path / "curves.png").stat().st_size > 0
+def test_learning_curves_say_so_when_no_epoch_was_recorded(tmp_path: Path) -> None:
+    figure = learning_curves([])
+    for axes in figure.axes:
+        assert [text.get_text() for text in axes.texts] == ["no epoch recorded"]
+    assert save_png(figure, tmp_path / "curves.png").stat().st_size > 0
 
 
-def test_learning_curves_leave_a_gap_for_a_missing_value(tmp_path: Path) -> None:
+def test_learning_curves_draw_a_single_epoch_as_points(tmp_path: Path) -> None:
+    figure = learning_curves(hand_made_history(1))
+    loss_axes, _ = figure.axes
+    assert [len(line.get_ydata()) for line in loss_axes.get_lines()] == [1, 1]
+    assert save_png(figure, tmp_path / "curves.png").stat().st_size > 0
+
+
+def test_learning_curves_leave_a_gap_for_a_missing_value() -> None:
     history = hand_made_history(3)
     history[1] |= {"val_loss": None, "val_auroc": None}
-    assert save_png(learning_curves(history), tmp_path / "curves.png").stat().st_size > 0
+    loss_axes, auroc_axes = learning_curves(history).axes
+    _, val_loss = loss_axes.get_lines()
+    val_auroc = auroc_axes.get_lines()[0]
+    assert math.isnan(val_loss.get_ydata()[1]) and math.isnan(val_auroc.get_ydata()[1])
+    assert not math.isnan(val_loss.get_ydata()[0])
 
 
 def test_learning_curves_plot_both_losses_and_star_the_best_auroc() -> None:

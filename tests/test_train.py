@@ -71,6 +71,13 @@ def test_short_training_learns_the_rendered_attributes(trained: TrainedModel) ->
     assert 0.4 < sum(noise) / len(noise) < 0.6
 
 
+def test_training_shows_its_progress_and_ends_with_the_summary_table(trained: TrainedModel) -> None:
+    epochs = len(trained.report["history"])
+    assert re.search(rf"Epoch {epochs - 1}/\d+ +━+ +\d+/\d+", trained.stdout)  # Lightning's progress bar
+    table = trained.stdout[trained.stdout.index("# Training report") :]
+    assert all(f"| {name} " in table for name in ATTRIBUTES)
+
+
 def test_report_has_per_attribute_auroc_f1_and_tuned_thresholds(trained: TrainedModel) -> None:
     attributes = trained.report["attributes"]
     assert list(attributes) == list(ATTRIBUTES)
