@@ -32,8 +32,9 @@ serve: model
 # Where apt-get cannot install it (not root, not Debian), those tests skip and say why.
 browser:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-		apt-get install -y -qq --no-install-recommends chromium fonts-liberation; } >/dev/null 2>&1 \
-		|| echo "could not install chromium with apt-get: the browser tests will skip"
+		apt-get install -y -qq -o DPkg::Lock::Timeout=300 --no-install-recommends chromium fonts-liberation; \
+		} >$${TMPDIR:-/tmp}/face-attributes-apt.log 2>&1 || { tail -n 3 $${TMPDIR:-/tmp}/face-attributes-apt.log; \
+		echo "could not install chromium with apt-get (above): the browser tests will skip"; }
 
 test: install browser
 	$(BIN)/ruff check .

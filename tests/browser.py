@@ -21,13 +21,14 @@ CHROMIUM_FLAGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    "--disable-dev-shm-usage",  # containers' /dev/shm is often 64 MB: too small for the renderer
 ]
 
 
 def chromium_path() -> str:
     path = shutil.which("chromium")
     if path is None:
-        pytest.skip("needs Debian's chromium package: `make test` installs it with apt-get, which failed")
+        pytest.skip("chromium is not on PATH: `make browser` installs Debian's package (as root)")
     return path
 
 

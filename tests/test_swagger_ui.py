@@ -6,7 +6,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Locator
+from playwright.sync_api import Locator, expect
 
 from models.attributes import ATTRIBUTES
 
@@ -34,7 +34,7 @@ def try_it_out(tab: Tab, path: str, files: list[Path]) -> Locator:
     for _ in files[1:] if path == "/predict" else files:  # an array field starts with no item
         block.get_by_role("button", name="Add string item").click()
     inputs = block.locator("input[type=file]")
-    assert inputs.count() == len(files)
+    expect(inputs).to_have_count(len(files))  # waits for Swagger UI to draw each added item
     for index, file in enumerate(files):
         inputs.nth(index).set_input_files(file)
     block.get_by_role("button", name="Execute").click()
