@@ -1,5 +1,7 @@
 """The face-attributes HTTP service: an image in, every attribute's probability out.
 
+BentoML declarations only; the parts live in ``serving/`` (settings, edge, errors, decoding,
+batching, OpenAPI, pages, Open Inference Protocol) and the model in ``models/``.
 Two topologies, the same API (``/predict``, ``/predict_batch``, ``/metadata``):
 - ``FaceAttributes`` (the default, and what ``bentofile.yaml`` builds): the API process decodes
   and validates each upload and applies the shared preprocessing; the ``AttributeClassifier``
@@ -17,9 +19,8 @@ import functools
 import logging
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated, Any
 
 import aiohttp
 import anyio
@@ -27,21 +28,20 @@ import bentoml
 import numpy as np
 import prometheus_client
 import torch
-from bentoml.exceptions import BentoMLException
+from bentoml.exceptions import BentoMLConfigException, BentoMLException
 from bentoml.validators import DType
-from fastapi import FastAPI, HTTPException
-from starlette.responses import JSONResponse
 
-from models import oip_routes
-from models.api_docs import Examples, document_service
-from models.batcher import MAX_BATCH_SIZE_ENV, MicroBatcher
-from models.edge import Edge, EdgeSettings
-from models.errors import ApiError, WorkerUnavailableError
-from models.graceful import delay_worker_shutdown, drain_seconds, stop_processes_before_cleanup
-from models.images import ImageError, decode_image
-from models.pages import add_pages
-from models.predictions import ModelMetadata, Prediction, to_prediction
-from models.store import read_card, require_model, served_model, served_model_tag
+from models.store import load_runtime, read_card, require_model
+from serving.app import build_app
+from serving.batcher import MicroBatcher
+from serving.edge import Edge
+from serving.errors import ServiceError, WorkerUnavailable
+from serving.graceful import delay_worker_shutdown, stop_processes_before_cleanup
+from serving.handlers import json_errors
+from serving.images import pixels_from_upload
+from serving.openapi import Examples, document_service
+from serving.predictions import ModelMetadata, Prediction, to_prediction
+from serving.settings import MODEL_ENV, Settings, SettingsError
 
 # BentoML records an OpenTelemetry span per request even with no exporter configured, and keeps
 # them alive after the requests end (measured: +32 MiB in the worker over 20,000 requests). The
@@ -49,27 +49,23 @@ from models.store import read_card, require_model, served_model, served_model_ta
 os.environ.setdefault("OTEL_SDK_DISABLED", "true")
 logger = logging.getLogger("face_attributes")
 stop_processes_before_cleanup()  # takes effect in the `bentoml serve` process, which imports this file
-MODEL = bentoml.models.BentoModel(require_model(served_model_tag()).tag)
-EDGE = EdgeSettings.from_env()
-# Most images one forward pass may take (1 turns batching off). Twice the most images one
-# /predict_batch may carry, so such a request always fits in one pass with others. Measured on
-# 2 CPU cores (make bench): single-image requests from 64 clients make batches of 7-10 images.
-MAX_BATCH_SIZE = int(os.environ.get(MAX_BATCH_SIZE_ENV, 2 * EDGE.max_images))
+try:
+    SETTINGS = Settings.from_env()
+except SettingsError as error:  # BentoML prints its configuration errors without a traceback
+    raise BentoMLConfigException(str(error)) from None
+MODEL = bentoml.models.BentoModel(require_model(SETTINGS.model, MODEL_ENV).tag)
 # The split topology's batcher answers 503 to a request it expects to wait longer than this.
 # Measured at 64 clients on 2 cores (make bench): p99 latency 0.56-0.8 s and zero 503s. Only a
 # stalled worker comes near 10 s, and the 60 s traffic timeout stays the outer bound.
 MAX_LATENCY_MS = 10_000
 # BentoML takes max_batch_size >= 2; batching off is a plain, non-batchable endpoint.
 BATCHING = (
-    {"batchable": True, "max_batch_size": MAX_BATCH_SIZE, "max_latency_ms": MAX_LATENCY_MS}
-    if MAX_BATCH_SIZE > 1
+    {"batchable": True, "max_batch_size": SETTINGS.max_batch_size, "max_latency_ms": MAX_LATENCY_MS}
+    if SETTINGS.max_batch_size > 1
     else {}
 )
 BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 WORKER_PROBE_TIMEOUT_S = 2  # the worker's /readyz answers in milliseconds, even at 64 clients
-
-P = ParamSpec("P")
-R = TypeVar("R")
 
 
 @bentoml.service(
@@ -88,8 +84,8 @@ class AttributeClassifier:
 
     def __init__(self) -> None:
         self.ready = False
-        self.infer = served_model(self.model)
-        delay_worker_shutdown(drain_seconds())
+        self.runtime = load_runtime(self.model)
+        delay_worker_shutdown(SETTINGS.worker_drain_seconds)
         self.ready = True
 
     def __is_ready__(self) -> bool:
@@ -98,22 +94,7 @@ class AttributeClassifier:
     @bentoml.api(**BATCHING)
     def classify(self, pixels: Annotated[np.ndarray, DType("uint8")]) -> np.ndarray:
         """(N, 3, H, W) uint8 pixels -> (N, 40) float32 probabilities."""
-        return self.infer(pixels)
-
-
-def json_errors(api: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-    """Answer an ``ApiError`` with its status and ``{"error", "message"}``."""
-
-    @functools.wraps(api)
-    async def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return await api(*args, **kwargs)
-        except ApiError as error:
-            headers = {"Retry-After": "1"} if error.status == 503 else None
-            body = {"error": error.code, "message": str(error)}
-            return JSONResponse(body, status_code=error.status, headers=headers)  # type: ignore[return-value]
-
-    return guarded
+        return self.runtime(pixels)
 
 
 ImageFile = Path  # any Content-Type: decoding, not the header, decides what is an image
@@ -133,8 +114,9 @@ class FaceAttributesAPI(ABC):
     async def infer(self, pixels: np.ndarray) -> np.ndarray:
         """(N, 3, H, W) uint8 pixels -> (N, 40) probabilities."""
 
-    def _pixels(self, image: Path | bytes) -> np.ndarray:
-        return self.preset.to_pixels(decode_image(image if isinstance(image, bytes) else image.read_bytes()))
+    def _pixels(self, upload: Path | bytes) -> np.ndarray:
+        data = upload if isinstance(upload, bytes) else upload.read_bytes()
+        return pixels_from_upload(data, self.preset, SETTINGS.max_pixels)
 
     async def probabilities(self, images: list[Path] | list[bytes]) -> np.ndarray:
         """(N, 40) probabilities for N uploads, through the batching inference path."""
@@ -143,7 +125,7 @@ class FaceAttributesAPI(ABC):
         for index, image in enumerate(images):
             try:
                 pixels.append(await anyio.to_thread.run_sync(self._pixels, image))
-            except ImageError as error:
+            except ServiceError as error:
                 error.args = (f"images[{index}]: {error}",) if len(images) > 1 else error.args
                 raise
         return await self.infer(np.stack(pixels))
@@ -170,27 +152,15 @@ class FaceAttributesAPI(ABC):
     def metadata(self) -> ModelMetadata:
         return ModelMetadata(model=self.tag, **self.card.model_dump())
 
-
-metadata_app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
-metadata_app.include_router(oip_routes.router)  # the Open Inference Protocol (KServe v2)
-metadata_app.add_exception_handler(HTTPException, oip_routes.protocol_error)
-add_pages(metadata_app)  # the Swagger UI at / and the demo page at /ui
+    def openapi_document(self) -> dict[str, Any]:
+        return build_openapi_document(self)
 
 
-@metadata_app.get("/metadata")
-def metadata() -> ModelMetadata:
-    """The model card: attribute names, thresholds, preprocessing, metrics."""
-    return bentoml.get_current_service().metadata()
-
-
-# Served ahead of BentoML's own /docs.json: this service's description, examples and errors.
-@metadata_app.get("/docs.json", include_in_schema=False)
-def openapi() -> dict[str, Any]:
-    return openapi_document(bentoml.get_current_service())
+app = build_app()
 
 
 @bentoml.service(name="face-attributes", traffic={"timeout": 60})
-@bentoml.asgi_app(metadata_app, path="/")
+@bentoml.asgi_app(app, path="/")
 class FaceAttributes(FaceAttributesAPI):
     """Face attributes (CelebA's 40) from an uploaded image."""
 
@@ -209,57 +179,41 @@ class FaceAttributes(FaceAttributesAPI):
             return await self.classifier.to_async.classify(pixels)
         except (TimeoutError, aiohttp.ClientError, BentoMLException) as error:
             logger.warning("inference worker call failed: %r", error)
-            raise WorkerUnavailableError() from error
+            raise WorkerUnavailable() from error
 
 
 # One process per CPU core, each with one torch thread. Measured on 2 cores at 32 clients:
 # 2 processes x 1 thread 513 req/s; 1 process x 2 threads 325; 3 processes x 1 thread 498.
 @bentoml.service(name="face-attributes-one-process", workers="cpu_count", traffic={"timeout": 60})
-@bentoml.asgi_app(metadata_app, path="/")
+@bentoml.asgi_app(app, path="/")
 class FaceAttributesOneProcess(FaceAttributesAPI):
     """Face attributes (CelebA's 40) from an uploaded image."""
 
     def __init__(self) -> None:
         super().__init__()
         torch.set_num_threads(1)
-        self.network = served_model(self.model)
+        self.runtime = load_runtime(self.model)
         # Made here, not at import: BentoML switches prometheus_client to its multi-process
         # mode in each worker after this file is imported, and /metrics must see every worker.
         self.batch_sizes = prometheus_client.Histogram(
             "face_attributes_batch_size", "Images per forward pass", buckets=BATCH_SIZE_BUCKETS
         )
-        self.batcher = MicroBatcher(self._forward, MAX_BATCH_SIZE)
+        self.batcher = MicroBatcher(self._forward, SETTINGS.max_batch_size)
 
     def _forward(self, pixels: np.ndarray) -> np.ndarray:
         self.batch_sizes.observe(len(pixels))
-        return self.network(pixels)
+        return self.runtime(pixels)
 
     async def infer(self, pixels: np.ndarray) -> np.ndarray:
         return await self.batcher(pixels)
 
 
 @functools.cache
-def openapi_document(api: FaceAttributesAPI) -> dict[str, Any]:
+def build_openapi_document(api: FaceAttributesAPI) -> dict[str, Any]:
     """Built once per process: the services and their schemas do not change while serving."""
     service = next(s for s in (FaceAttributes, FaceAttributesOneProcess) if s.inner is type(api))
-    return document_service(service.openapi_spec.asdict(), EDGE, api.tag, example_answers(api))
+    return document_service(service.openapi_spec.asdict(), SETTINGS, api.tag, Examples.of(api.card, api.tag))
 
 
-def example_answers(api: FaceAttributesAPI) -> Examples:
-    """Illustrative answers with the served model's attributes, every threshold at 0.5 and none of
-    the card's measured or private values (/docs.json stays open when a token guards /metadata)."""
-    names = api.card.attributes
-    card = api.card.model_copy(
-        update={"thresholds": dict.fromkeys(names, 0.5), "metrics": {}, "attribute_metrics": {},
-                "dataset": {}, "training_args": {}}
-    )  # fmt: skip
-    first, second = (
-        to_prediction(p, card, api.tag).model_dump()
-        for p in (np.linspace(0.98, 0.01, len(names)), np.linspace(0.01, 0.98, len(names)))
-    )
-    metadata = ModelMetadata(model=api.tag, **card.model_dump()).model_dump()
-    return Examples(prediction=first, batch=[first, second], metadata=metadata)
-
-
-FaceAttributes.add_asgi_middleware(Edge, settings=EDGE)
-FaceAttributesOneProcess.add_asgi_middleware(Edge, settings=EDGE)
+FaceAttributes.add_asgi_middleware(Edge, settings=SETTINGS)
+FaceAttributesOneProcess.add_asgi_middleware(Edge, settings=SETTINGS)

@@ -21,10 +21,10 @@ from pathlib import Path
 import psutil
 
 from bench.load import closed_loop, image_uploads
-from bench.serving import bentoml_home
-from models.store import MODEL_TAG_ENV, served_model_tag
-from tests.images import face_jpeg
-from tests.server import serving
+from harness.faces import face_jpeg
+from harness.server import serving
+from models.store import store_home
+from serving.settings import MODEL_ENV, Settings
 
 PY_SPY = str(Path(sys.executable).parent / "py-spy")
 RATE = 100  # samples per second and thread
@@ -83,7 +83,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--model", default=served_model_tag(), help="model tag (default: face-attributes:latest)"
+        "--model", default=Settings.from_env(only={MODEL_ENV}).model, help="model tag (default: %(default)s)"
     )
     parser.add_argument("--target", default="service:FaceAttributes", help="service to profile")
     parser.add_argument("--clients", type=int, default=32, help="closed-loop clients (default: 32)")
@@ -96,7 +96,7 @@ def main() -> None:
 
     args.out.mkdir(parents=True, exist_ok=True)
     uploads = image_uploads([face_jpeg(seed) for seed in range(64)])
-    with serving(args.target, bentoml_home(), env={MODEL_TAG_ENV: args.model}) as running:
+    with serving(args.target, store_home(), env={MODEL_ENV: args.model}) as running:
         asyncio.run(closed_loop(running.url, uploads, 8, 3))  # warm-up
         processes = server_processes(running.pid)
         samplers = [

@@ -17,23 +17,22 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import matplotlib
 import numpy as np
 import psutil
 
 from bench.load import closed_loop, image_uploads
-from models.batcher import MAX_BATCH_SIZE_ENV
-from models.images import decode_image
-from models.store import MODEL_TAG_ENV, read_card, require_model, served_model, served_model_tag
-from tests.images import face_jpeg
-from tests.server import serving
+from harness.faces import face_jpeg
+from harness.metrics import batch_counters
+from harness.server import serving
+from models.store import load_runtime, read_card, require_model, store_home
+from serving.images import pixels_from_upload
+from serving.settings import MAX_BATCH_SIZE_ENV, MAX_PIXELS_ENV, MODEL_ENV, Settings
 
 matplotlib.use("Agg")  # files only: no display here or in CI
 import matplotlib.pyplot as plt  # after the backend is chosen
@@ -52,25 +51,6 @@ CONFIGURATIONS = (
     Configuration("one process", "service:FaceAttributesOneProcess"),
     Configuration("one process, batching off", "service:FaceAttributesOneProcess", {MAX_BATCH_SIZE_ENV: "1"}),
 )
-# Images per forward pass, as each topology reports it on /metrics (a Prometheus histogram).
-BATCH_HISTOGRAMS = {
-    "service:FaceAttributes": (
-        r'bentoml_service_adaptive_batch_size_(sum|count)\{[^}]*method_name="classify"[^}]*\}'
-    ),
-    "service:FaceAttributesOneProcess": r"face_attributes_batch_size_(sum|count)",
-}
-
-
-def batch_counters(url: str, target: str) -> tuple[float, float]:
-    """(images, forward passes) so far, from the served topology's batch-size histogram."""
-    found = re.findall(rf"^{BATCH_HISTOGRAMS[target]} ([0-9.e+]+)$", httpx.get(f"{url}/metrics").text, re.M)
-    values = {kind: float(value) for kind, value in found}
-    return values.get("sum", 0.0), values.get("count", 0.0)
-
-
-def bentoml_home() -> Path:
-    """The store ``bentoml`` itself would use."""
-    return Path(os.environ.get("BENTOML_HOME", Path.home() / "bentoml"))
 
 
 def cpu_seconds(pid: int) -> float:
@@ -104,7 +84,7 @@ def measure_point(url: str, pid: int, target: str, uploads: list, clients: int, 
 
 
 def measure_configuration(config: Configuration, home: Path, args: argparse.Namespace, uploads: list) -> list:
-    env = {MODEL_TAG_ENV: args.model, **config.env}
+    env = {MODEL_ENV: args.model, **config.env}
     points = []
     with serving(config.target, home, env=env) as running:
         asyncio.run(closed_loop(running.url, uploads, 8, args.warmup))
@@ -121,12 +101,13 @@ def in_process_limit(model_tag: str, images: list[bytes], batch_sizes: list[int]
     Decoding runs on a thread per core (Pillow releases the GIL while it decodes and resizes),
     the forward pass on torch's threads: the most this machine does with this model.
     """
-    model = require_model(model_tag)
+    model = require_model(model_tag, "--model")
     preset = read_card(model).preprocessing.preset()
-    network = served_model(model)
+    runtime = load_runtime(model)
+    max_pixels = Settings.from_env(only={MAX_PIXELS_ENV}).max_pixels  # the served limit
 
     def pixels(data: bytes) -> np.ndarray:
-        return preset.to_pixels(decode_image(data))
+        return pixels_from_upload(data, preset, max_pixels)
 
     results = {}
     with ThreadPoolExecutor(len(os.sched_getaffinity(0))) as pool:
@@ -136,7 +117,7 @@ def in_process_limit(model_tag: str, images: list[bytes], batch_sizes: list[int]
                 began = time.perf_counter()
                 chunk = [images[(done + i) % len(images)] for i in range(batch_size)]
                 decoded = list(pool.map(pixels, chunk)) if batch_size > 1 else [pixels(chunk[0])]
-                network(np.stack(decoded))
+                runtime(np.stack(decoded))
                 timings.append(time.perf_counter() - began)
                 done += batch_size
             results[batch_size] = {
@@ -202,7 +183,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--model", default=served_model_tag(), help="model tag to serve (default: face-attributes:latest)"
+        "--model",
+        default=Settings.from_env(only={MODEL_ENV}).model,
+        help="model tag to serve (default: %(default)s)",
     )
     parser.add_argument("--seconds", type=float, default=10, help="seconds per load point (default: 10)")
     parser.add_argument(
@@ -224,7 +207,7 @@ def main() -> None:
     # The limit first, while no server runs beside it.
     limit = in_process_limit(args.model, images, [1, 8, 32, 64], args.seconds / 2)
     runs = {
-        config.name: measure_configuration(config, bentoml_home(), args, uploads)
+        config.name: measure_configuration(config, store_home(), args, uploads)
         for config in CONFIGURATIONS
         if config.name in args.configurations
     }

@@ -10,17 +10,16 @@ uploads, as real traffic has), records RSS again and prints the growth. Target: 
 import argparse
 import asyncio
 import io
-import os
 import time
 from collections import Counter
-from pathlib import Path
 
 import httpx
 import numpy as np
 import psutil
 from PIL import Image
 
-from tests.server import serving
+from harness.server import serving
+from models.store import store_home
 
 
 def rss_mib_by_process(pid: int) -> dict[str, float]:
@@ -73,9 +72,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16, help="concurrent clients (default: 16)")
     args = parser.parse_args()
 
-    home = Path(os.environ.get("BENTOML_HOME", Path.home() / "bentoml"))
     images = face_like_jpegs(16)
-    with serving("service:FaceAttributes", home) as running:
+    with serving("service:FaceAttributes", store_home()) as running:
         asyncio.run(drive(running.url, args.warmup, args.concurrency, images))
         before = rss_mib_by_process(running.pid)
         start = time.perf_counter()

@@ -26,17 +26,17 @@ import torch
 from models.attributes import NUM_ATTRIBUTES
 from models.network import ARCHITECTURES
 from models.preprocess import FacePreset
-from train.__main__ import resolve_data_dir, training_threads
 from train.celeba import Partition
 from train.datamodule import CelebADataModule
-from train.module import AttributeClassifier
+from train.lit_module import AttributeLitModule
+from train.pipeline import resolve_data_dir, training_threads
 
 WARMUP_STEPS = 5  # the first steps pay for worker start-up and allocator growth: not timed
 
 
 def raw_rate(arch: str, size: int, batch_size: int, steps: int) -> float:
     """Images/s of forward + backward + step on random in-memory tensors."""
-    module = AttributeClassifier(arch=arch, resize_size=size, crop_size=size).train()
+    module = AttributeLitModule(arch=arch, resize_size=size, crop_size=size).train()
     optimizer = torch.optim.AdamW(module.parameters())
     pixels = torch.randint(0, 256, (batch_size, 3, size, size), dtype=torch.uint8)
     labels = torch.randint(0, 2, (batch_size, NUM_ATTRIBUTES)).float()
@@ -76,7 +76,7 @@ class Throughput(pl.Callback):
 
 def loop_rate(datamodule: CelebADataModule, arch: str, size: int, steps: int) -> float:
     """Images/s of ``Trainer.fit`` on ``datamodule``, as ``python -m train`` runs it."""
-    module = AttributeClassifier(arch=arch, resize_size=size, crop_size=size)
+    module = AttributeLitModule(arch=arch, resize_size=size, crop_size=size)
     throughput = Throughput()
     trainer = pl.Trainer(
         max_epochs=1,

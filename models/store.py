@@ -5,45 +5,46 @@ import zipfile
 from pathlib import Path
 
 import bentoml
-import torch
-from bentoml.exceptions import NotFound
+from bentoml.exceptions import BentoMLConfigException, NotFound
 
 from models.card import ModelCard
-from models.export import load_torchscript
-from models.inference import LoadedModel
+from models.names import STORE_NAME
+from models.runtime import ModelRuntime
 
-MODEL_NAME = "face-attributes"
 MODEL_FILE = "model.pt"
-# Serve another model than the newest one: FACE_ATTRIBUTES_MODEL=face-attributes:<version>
-MODEL_TAG_ENV = "FACE_ATTRIBUTES_MODEL"
 
 
-def served_model_tag() -> str:
-    return os.environ.get(MODEL_TAG_ENV, f"{MODEL_NAME}:latest")
+def store_home() -> Path:
+    """The folder ``bentoml`` itself uses: ``$BENTOML_HOME``, else ``~/bentoml``."""
+    return Path(os.environ.get("BENTOML_HOME", Path.home() / "bentoml"))
 
 
-class ModelUnusableError(RuntimeError):
-    """The model to serve is missing or damaged; the message says how to get a good one."""
+class ModelUnusableError(BentoMLConfigException):
+    """The model to serve is missing or damaged; the message says how to get a good one.
+
+    A BentoML configuration error, so ``bentoml serve`` and ``bentoml build`` print the message
+    alone, without a traceback.
+    """
 
 
-def require_model(tag: str) -> bentoml.Model:
+def require_model(tag: str, chosen_by: str) -> bentoml.Model:
     """The stored model ``tag``, checked to be whole; raises ``ModelUnusableError`` otherwise.
 
-    Runs when ``service.py`` is imported, so ``bentoml serve`` and ``bentoml build`` stop at
-    once with this message instead of failing inside a worker that keeps being restarted.
+    ``chosen_by`` names where the tag came from (a setting, an option), for the message. The
+    service calls this as it is imported, so ``bentoml serve`` and ``bentoml build`` stop at once
+    instead of failing inside a worker that keeps being restarted.
     """
     try:
         model = bentoml.models.get(tag)
     except ValueError as error:  # not a tag at all: say so, not where it is missing
         raise ModelUnusableError(f"{tag!r} is not a model tag (name:version): {error}") from None
     except NotFound:
-        home = os.environ.get("BENTOML_HOME", "~/bentoml")
         raise ModelUnusableError(
-            f"no model {tag!r} in the BentoML model store ({home}/models). Train one with "
-            f"`python -m train` (or `make model`), or set {MODEL_TAG_ENV} to a tag that "
+            f"no model {tag!r} in the BentoML model store ({store_home()}/models). Train one with "
+            f"`python -m train` (or `make model`), or set {chosen_by} to a tag that "
             "`bentoml models list` shows."
         ) from None
-    path = Path(model.path_of(MODEL_FILE))
+    path = model_file(model)
     # A TorchScript file is a zip archive: its CRCs prove it is whole without loading it.
     if not zipfile.is_zipfile(path) or zipfile.ZipFile(path).testzip() is not None:
         raise ModelUnusableError(
@@ -54,7 +55,7 @@ def require_model(tag: str) -> bentoml.Model:
 
 
 def save_model(
-    torchscript_file: Path, card: ModelCard, name: str = MODEL_NAME, labels: dict[str, str] | None = None
+    torchscript_file: Path, card: ModelCard, name: str = STORE_NAME, labels: dict[str, str] | None = None
 ) -> bentoml.Model:
     """Copy an exported TorchScript file into a new store entry with the card as metadata."""
     all_labels = {
@@ -65,18 +66,19 @@ def save_model(
         **(labels or {}),
     }
     with bentoml.models.create(name, labels=all_labels, metadata=card.model_dump(mode="json")) as model:
-        Path(model.path_of(MODEL_FILE)).write_bytes(torchscript_file.read_bytes())
+        model_file(model).write_bytes(torchscript_file.read_bytes())
     return model
+
+
+def model_file(model: bentoml.Model) -> Path:
+    """The stored TorchScript file."""
+    return Path(model.path_of(MODEL_FILE))
 
 
 def read_card(model: bentoml.Model) -> ModelCard:
     return ModelCard.model_validate(model.info.metadata)
 
 
-def load_model(model: bentoml.Model, device: torch.device) -> torch.jit.ScriptModule:
-    return load_torchscript(Path(model.path_of(MODEL_FILE)), device)
-
-
-def served_model(model: bentoml.Model) -> LoadedModel:
-    """The stored model, ready to serve on this process's device."""
-    return LoadedModel(Path(model.path_of(MODEL_FILE)), read_card(model).preprocessing.crop_size)
+def load_runtime(model: bentoml.Model) -> ModelRuntime:
+    """The stored model, ready to run on this process's device."""
+    return ModelRuntime(model_file(model), read_card(model).preprocessing.crop_size)

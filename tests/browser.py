@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Locator, Page, sync_playwright
 
-from .server import ROOT
+from harness.server import ROOT
 
 SCREENSHOTS = ROOT / "runs" / "screenshots"
 # Headless as root, with the background services that call Google's hosts switched off.

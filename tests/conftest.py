@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.server import ROOT, serving
+
 from .browser import browser, tab  # noqa: F401  (fixtures of the page tests)
-from .server import ROOT, serving
 
 # Before anything imports bentoml: this process's store is a throwaway one.
 os.environ["BENTOML_HOME"] = tempfile.mkdtemp(prefix="face-attributes-test-home-")

@@ -6,7 +6,7 @@ import threading
 import numpy as np
 import pytest
 
-from models.batcher import MicroBatcher
+from serving.batcher import MicroBatcher
 
 
 class RecordingModel:

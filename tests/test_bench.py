@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .server import ROOT
+from harness.server import ROOT
 
 pytestmark = pytest.mark.slow
 

@@ -8,9 +8,10 @@ import httpx
 import pytest
 import yaml
 
+from harness.faces import face_jpeg
+from harness.server import BENTOML, ROOT, serving
+
 from .conftest import TrainedModel, copy_home
-from .images import face_jpeg
-from .server import BENTOML, ROOT, serving
 
 pytestmark = pytest.mark.slow
 
@@ -50,7 +51,9 @@ def test_build_embeds_the_model_and_only_serving_code(built: tuple[Path, str], t
     assert f"tag: {trained.tag}" in manifest
     source = bento / "src"
     assert (source / "service.py").is_file() and (source / "models" / "network.py").is_file()
-    assert not (source / "train").exists() and not (source / "tests").exists()
+    assert (source / "serving" / "edge.py").is_file() and (source / "web" / "ui.html").is_file()
+    for absent in ("train", "exporters", "harness", "bench", "tests", "deploy"):
+        assert not (source / absent).exists(), f"the bento ships {absent}/"
     requirements = (bento / "env" / "python" / "requirements.txt").read_text()
     assert "torch==2.13.0" in requirements and "lightning" not in requirements
 

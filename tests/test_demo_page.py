@@ -7,10 +7,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.faces import face_jpeg
 from models.attributes import ATTRIBUTES
 
 from .browser import Tab
-from .images import face_jpeg
 
 pytestmark = pytest.mark.slow
 

@@ -16,9 +16,8 @@ import yaml
 from bentoml._internal.cloud.schemas.schemasv2 import CreateDeploymentSchema
 from bentoml._internal.utils.cattr import bentoml_cattr
 
-from models.edge import DEFAULT_MAX_IMAGES, TOKEN_ENV
-
-from .server import ROOT
+from harness.server import ROOT
+from serving.settings import DEFAULT_MAX_IMAGES, TOKEN_ENV
 
 DEPLOY = ROOT / "deploy"
 SCHEMAS = Path(__file__).parent / "schemas"

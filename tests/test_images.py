@@ -6,17 +6,19 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from models.images import (
-    ImageTooLargeError,
-    InvalidImageError,
-    UnsupportedImageError,
-    decode_image,
-)
+from harness.faces import encoded, face
 from models.preprocess import FacePreset, to_rgb
+from serving.errors import ImageTooLarge, InvalidImage, UnsupportedImageFormat
+from serving.images import decode_image, pixels_from_upload
+from serving.settings import Settings
 
-from .images import corrupt, encoded, face, gif_declaring, png_declaring, truncated
+from .bad_uploads import corrupt, gif_declaring, png_declaring, truncated
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)
+
+
+def decode(data: bytes) -> Image.Image:
+    return decode_image(data, Settings().max_pixels)
 
 
 def sixteen_bit_grey() -> bytes:
@@ -60,32 +62,31 @@ ACCEPTED = {
 
 @pytest.mark.parametrize("kind", sorted(ACCEPTED))
 def test_every_accepted_kind_decodes_to_model_pixels(kind: str) -> None:
-    image = decode_image(ACCEPTED[kind]())
-    assert to_rgb(image).mode == "RGB"
-    pixels = FacePreset().to_pixels(image)
+    assert to_rgb(decode(ACCEPTED[kind]())).mode == "RGB"
+    pixels = pixels_from_upload(ACCEPTED[kind](), FacePreset(), Settings().max_pixels)
     assert pixels.shape == (3, 64, 64) and pixels.dtype == np.uint8
 
 
 def test_cmyk_jpeg_keeps_its_colours() -> None:
     red = Image.new("RGB", (16, 16), RED)
-    rgb = to_rgb(decode_image(encoded(red.convert("CMYK"), "JPEG", quality=100)))
+    rgb = to_rgb(decode(encoded(red.convert("CMYK"), "JPEG", quality=100)))
     assert np.allclose(np.asarray(rgb)[8, 8], RED, atol=8)
 
 
 def test_sixteen_bit_grey_is_scaled_not_clipped() -> None:
-    assert np.asarray(to_rgb(decode_image(sixteen_bit_grey())))[0, 0].tolist() == [128, 128, 128]
+    assert np.asarray(to_rgb(decode(sixteen_bit_grey())))[0, 0].tolist() == [128, 128, 128]
 
 
 def test_transparency_is_composited_on_white() -> None:
-    rgb = np.asarray(to_rgb(decode_image(palette_with_transparency())))
+    rgb = np.asarray(to_rgb(decode(palette_with_transparency())))
     assert rgb[0, 0].tolist() == [255, 255, 255]
     clear = Image.new("RGBA", (8, 8), (10, 20, 30, 0))
-    assert np.asarray(to_rgb(decode_image(encoded(clear, "PNG"))))[0, 0].tolist() == [255, 255, 255]
+    assert np.asarray(to_rgb(decode(encoded(clear, "PNG"))))[0, 0].tolist() == [255, 255, 255]
 
 
 @pytest.mark.parametrize("kind", ["gif-animated", "mpo"])
 def test_multi_frame_files_use_the_first_frame(kind: str) -> None:
-    assert np.allclose(np.asarray(to_rgb(decode_image(ACCEPTED[kind]())))[5, 5], RED, atol=8)
+    assert np.allclose(np.asarray(to_rgb(decode(ACCEPTED[kind]())))[5, 5], RED, atol=8)
 
 
 def test_exif_orientation_is_applied_before_preprocessing() -> None:
@@ -93,7 +94,7 @@ def test_exif_orientation_is_applied_before_preprocessing() -> None:
     image.paste(BLUE, (20, 0, 40, 20))  # left red, right blue
     exif = Image.Exif()
     exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
-    upright = to_rgb(decode_image(encoded(image, "JPEG", exif=exif, quality=100)))
+    upright = to_rgb(decode(encoded(image, "JPEG", exif=exif, quality=100)))
     assert upright.size == (20, 40)
     top, bottom = np.asarray(upright)[2, 10], np.asarray(upright)[37, 10]
     assert np.allclose(top, RED, atol=40) and np.allclose(bottom, BLUE, atol=40)
@@ -103,45 +104,42 @@ def test_exif_orientation_is_applied_before_preprocessing() -> None:
 def test_decompression_bombs_are_refused_from_the_header(bomb: bytes) -> None:
     assert len(bomb) < 1000
     start = time.perf_counter()
-    with pytest.raises(ImageTooLargeError, match="30000x30000") as error:
-        decode_image(bomb)
+    with pytest.raises(ImageTooLarge, match="30000x30000") as error:
+        decode(bomb)
     assert time.perf_counter() - start < 0.5  # nothing was decoded
     assert error.value.status == 413
 
 
-def test_the_pixel_limit_is_configurable(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_pixel_limit_is_the_one_given() -> None:
     data = encoded(Image.new("RGB", (20, 10)), "PNG")
-    assert decode_image(data, pixel_limit=200).size == (20, 10)
-    with pytest.raises(ImageTooLargeError, match="limit is 199"):
-        decode_image(data, pixel_limit=199)
-    monkeypatch.setenv("FACE_ATTRIBUTES_MAX_PIXELS", "100")
-    with pytest.raises(ImageTooLargeError, match="FACE_ATTRIBUTES_MAX_PIXELS"):
-        decode_image(data)
+    assert decode_image(data, 200).size == (20, 10)
+    with pytest.raises(ImageTooLarge, match=r"limit is 199 \(setting FACE_ATTRIBUTES_MAX_PIXELS\)"):
+        decode_image(data, 199)
 
 
 @pytest.mark.parametrize(
     ("data", "error", "message"),
     [
-        (b"", InvalidImageError, "empty"),
-        (b"hello, I am text", InvalidImageError, "not an image"),
+        (b"", InvalidImage, "empty"),
+        (b"hello, I am text", InvalidImage, "not an image"),
         (
             bytes(np.random.default_rng(1).integers(0, 256, 5000, dtype=np.uint8)),
-            InvalidImageError,
+            InvalidImage,
             "not an image",
         ),
-        (b"%PDF-1.7\n1 0 obj<<>>endobj", UnsupportedImageError, "PDF files are not accepted"),
-        (b"PK\x03\x04\x14\x00\x00\x00", UnsupportedImageError, "ZIP files"),
-        (b"<!DOCTYPE html><html><body>hi</body></html>", UnsupportedImageError, "HTML files"),
-        (b"<svg xmlns='http://www.w3.org/2000/svg'/>", UnsupportedImageError, "SVG files"),
-        (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00", UnsupportedImageError, "HEIC"),
-        (encoded(face(0), "ICO"), UnsupportedImageError, "ICO images are not accepted"),
-        (truncated(encoded(face(0), "JPEG")), InvalidImageError, "JPEG image could not be decoded"),
-        (truncated(encoded(face(0), "PNG")), InvalidImageError, "PNG image could not be decoded"),
-        (corrupt(encoded(face(0), "JPEG")), InvalidImageError, "JPEG image could not be decoded"),
-        (corrupt(encoded(face(0), "PNG")), InvalidImageError, "PNG image could not be decoded"),
+        (b"%PDF-1.7\n1 0 obj<<>>endobj", UnsupportedImageFormat, "PDF files are not accepted"),
+        (b"PK\x03\x04\x14\x00\x00\x00", UnsupportedImageFormat, "ZIP files"),
+        (b"<!DOCTYPE html><html><body>hi</body></html>", UnsupportedImageFormat, "HTML files"),
+        (b"<svg xmlns='http://www.w3.org/2000/svg'/>", UnsupportedImageFormat, "SVG files"),
+        (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00", UnsupportedImageFormat, "HEIC"),
+        (encoded(face(0), "ICO"), UnsupportedImageFormat, "ICO images are not accepted"),
+        (truncated(encoded(face(0), "JPEG")), InvalidImage, "JPEG image could not be decoded"),
+        (truncated(encoded(face(0), "PNG")), InvalidImage, "PNG image could not be decoded"),
+        (corrupt(encoded(face(0), "JPEG")), InvalidImage, "JPEG image could not be decoded"),
+        (corrupt(encoded(face(0), "PNG")), InvalidImage, "PNG image could not be decoded"),
     ],
 )
 def test_unreadable_uploads_say_what_was_wrong(data: bytes, error: type, message: str) -> None:
     with pytest.raises(error, match=message) as raised:
-        decode_image(data)
+        decode(data)
     assert "JPEG (and MPO), PNG, WebP" in str(raised.value) or "decoded" in str(raised.value)

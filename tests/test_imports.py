@@ -1,28 +1,101 @@
-"""Serving must never pull in the training stack."""
+"""The layout holds: who may import whom, checked on every file, and serving never loads training."""
 
+import ast
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
+from harness.server import ROOT
+
 from .conftest import PYTHON, TrainedModel
-from .server import ROOT
 
+# Each part of the project, and the parts it may import. train/ and serving/ both stand on models/
+# and never on each other; the bento ships models/, serving/ and service.py alone.
+MAY_IMPORT = {
+    "models": {"models"},
+    "train": {"models", "train"},
+    "serving": {"models", "serving"},
+    "service": {"models", "serving"},
+    "exporters": {"models", "serving", "exporters"},
+    "harness": {"models", "serving", "train", "harness"},
+    "bench": {"models", "serving", "train", "harness", "bench"},
+    "tests": {"models", "serving", "train", "exporters", "harness", "tests"},
+}
+PARTS = set(MAY_IMPORT)
 TRAINING_STACK = ("pytorch_lightning", "lightning", "torchmetrics", "train")
-CHECK = (
-    "import sys, {module}; "
-    f"leaked = sorted(m for m in {TRAINING_STACK!r} if m in sys.modules); "
-    "assert not leaked, leaked"
-)
+WEB_STACK = ("bentoml", "fastapi", "starlette")
 
 
-@pytest.mark.parametrize(
-    "module", ["models", "models.store", "models.export", "models.predictions", "models.images"]
-)
-def test_models_package_does_not_import_lightning(module: str) -> None:
-    subprocess.run([PYTHON, "-c", CHECK.format(module=module)], cwd=ROOT, check=True)
+def python_files(part: str) -> list[Path]:
+    return [ROOT / "service.py"] if part == "service" else sorted((ROOT / part).glob("*.py"))
 
 
-def test_service_does_not_import_lightning(trained: TrainedModel) -> None:
-    env = {**os.environ, "BENTOML_HOME": str(trained.home)}
-    subprocess.run([PYTHON, "-c", CHECK.format(module="service")], cwd=ROOT, env=env, check=True)
+def project_imports(file: Path) -> set[str]:
+    """The project parts ``file`` imports (relative imports stay inside its own part)."""
+    found = set()
+    for node in ast.walk(ast.parse(file.read_text(), str(file))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module.split(".")[0])
+    return found & PARTS
+
+
+@pytest.mark.parametrize("part", sorted(MAY_IMPORT))
+def test_each_part_imports_only_what_it_stands_on(part: str) -> None:
+    files = python_files(part)
+    assert files
+    wrong = {
+        str(file.relative_to(ROOT)): sorted(project_imports(file) - MAY_IMPORT[part])
+        for file in files
+        if project_imports(file) - MAY_IMPORT[part]
+    }
+    assert not wrong, wrong
+
+
+def test_every_part_of_the_project_is_in_the_table() -> None:
+    parts = {path.parent.name for path in ROOT.glob("*/*.py") if not path.parent.name.startswith(".")}
+    assert parts | {"service"} == PARTS
+
+
+def leaked_modules(modules: list[str], forbidden: tuple[str, ...], env: dict | None = None) -> None:
+    """Import ``modules`` one after another; fail naming the first that loads a forbidden package."""
+    check = (
+        "import importlib, sys\n"
+        f"for name in {modules!r}:\n"
+        "    importlib.import_module(name)\n"
+        f"    leaked = sorted(m for m in {forbidden!r} if m in sys.modules)\n"
+        "    assert not leaked, f'{name} imports {leaked}'\n"
+    )
+    result = subprocess.run([PYTHON, "-c", check], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+@pytest.mark.parametrize("part", ["models", "serving"])
+def test_the_shipped_packages_never_import_the_training_stack(part: str) -> None:
+    leaked_modules([f"{part}.{file.stem}" for file in python_files(part)], TRAINING_STACK)
+
+
+def test_the_service_does_not_import_the_training_stack(trained: TrainedModel) -> None:
+    leaked_modules(["service"], TRAINING_STACK, env={**os.environ, "BENTOML_HOME": str(trained.home)})
+
+
+def test_the_torchserve_handler_needs_no_bentoml_and_no_web_framework() -> None:
+    leaked_modules(["exporters.torchserve_handler"], WEB_STACK + TRAINING_STACK)
+
+
+@pytest.mark.parametrize("part", ["models", "serving", "exporters", "train", "harness", "bench", "tests"])
+def test_each_folder_says_its_one_job(part: str) -> None:
+    opening = ast.get_docstring(ast.parse((ROOT / part / "__init__.py").read_text()))
+    assert opening and len(opening) > 40, f"{part}/__init__.py has no docstring saying what the folder is for"
+
+
+def test_no_module_grows_past_about_300_lines() -> None:
+    sizes = {
+        str(file.relative_to(ROOT)): len(file.read_text().splitlines())
+        for part in PARTS
+        for file in python_files(part)
+    }
+    assert not {name: lines for name, lines in sizes.items() if lines > 320}

@@ -13,9 +13,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from models.edge import TOKEN_ENV
-
-from .server import ROOT
+from harness.server import ROOT
+from serving.settings import TOKEN_ENV
 
 KUBERNETES = ROOT / "deploy" / "kubernetes"
 OVERLAYS = ("cpu", "gpu")

@@ -1,4 +1,4 @@
-"""``python -m models.predict``: the service's probabilities for image files, as a table or JSON."""
+"""``python -m serving.predict``: the service's probabilities for image files, as a table or JSON."""
 
 import json
 import os
@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from models.store import MODEL_TAG_ENV
+from harness.faces import encoded, face, face_jpeg
+from harness.server import ROOT, predicted_probabilities
+from serving.settings import MODEL_ENV
 
 from .conftest import PYTHON, TrainedModel
-from .images import encoded, face, face_jpeg
-from .server import ROOT, predicted_probabilities
 
 pytestmark = pytest.mark.slow
 
@@ -20,9 +20,9 @@ ATTRIBUTE_COUNT = 40
 
 def predict(home: Path, *args: str | Path) -> subprocess.CompletedProcess:
     """The command as a user runs it, on the store in ``home`` and its latest model."""
-    env = {key: value for key, value in os.environ.items() if key != MODEL_TAG_ENV}
+    env = {key: value for key, value in os.environ.items() if key != MODEL_ENV}
     return subprocess.run(
-        [PYTHON, "-m", "models.predict", *map(str, args)],
+        [PYTHON, "-m", "serving.predict", *map(str, args)],
         cwd=ROOT,
         env={**env, "BENTOML_HOME": str(home)},
         capture_output=True,
@@ -97,13 +97,13 @@ def test_help_shows_the_options(tmp_path: Path) -> None:
     result = predict(tmp_path, "--help")  # needs no model
     assert result.returncode == 0, result.stderr
     assert "--json" in result.stdout and "--model" in result.stdout
-    assert "python -m models.predict face.jpg" in result.stdout  # the usage example
+    assert "python -m serving.predict face.jpg" in result.stdout  # the usage example
 
 
 def test_the_console_script_is_the_same_command(trained: TrainedModel, tmp_path: Path) -> None:
     image = written(tmp_path / "face.jpg", face_jpeg(44))
     script = Path(PYTHON).parent / "face-attributes-predict"  # installed by pyproject's [project.scripts]
-    env = {**os.environ, "BENTOML_HOME": str(trained.home), MODEL_TAG_ENV: trained.tag}
+    env = {**os.environ, "BENTOML_HOME": str(trained.home), MODEL_ENV: trained.tag}
     result = subprocess.run([script, "--json", image], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == json.loads(predict(trained.home, "--json", image).stdout)

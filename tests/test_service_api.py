@@ -11,12 +11,11 @@ import httpx
 import pytest
 from PIL import Image
 
-from bench.serving import batch_counters
+from harness.faces import face_jpeg
+from harness.metrics import batch_counters
+from harness.server import serving
 from models.attributes import ATTRIBUTES
-from models.batcher import MAX_BATCH_SIZE_ENV
-
-from .images import face_jpeg
-from .server import serving
+from serving.settings import MAX_BATCH_SIZE_ENV
 
 pytestmark = pytest.mark.slow
 

@@ -7,12 +7,12 @@ import httpx
 import psutil
 import pytest
 
-from models.oip import MODEL_NAME
+from harness.faces import face_jpeg
+from harness.server import RunningServer, serving
+from models.names import PROTOCOL_MODEL_NAME
 
 from .browser import Tab
 from .conftest import TrainedModel
-from .images import face_jpeg
-from .server import RunningServer, serving
 
 pytestmark = pytest.mark.slow
 
@@ -52,7 +52,7 @@ def test_the_right_token_opens_prediction_and_metadata(guarded: RunningServer) -
 
 
 def test_the_token_guards_open_inference_protocol_inference_too(guarded: RunningServer) -> None:
-    model = f"{guarded.url}/v2/models/{MODEL_NAME}"
+    model = f"{guarded.url}/v2/models/{PROTOCOL_MODEL_NAME}"
     assert httpx.get(model).status_code == 401
     assert httpx.post(f"{model}/infer", content=b"{}").status_code == 401
     assert httpx.get(model, headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200

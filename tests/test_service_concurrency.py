@@ -5,9 +5,8 @@ import asyncio
 import httpx
 import pytest
 
-from bench.serving import batch_counters
-
-from .images import face_jpeg
+from harness.faces import face_jpeg
+from harness.metrics import batch_counters
 
 pytestmark = pytest.mark.slow
 

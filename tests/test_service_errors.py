@@ -6,7 +6,9 @@ import httpx
 import pytest
 from PIL import Image
 
-from .images import corrupt, encoded, face, face_jpeg, gif_declaring, png_declaring, truncated
+from harness.faces import encoded, face, face_jpeg
+
+from .bad_uploads import corrupt, gif_declaring, png_declaring, truncated
 
 pytestmark = pytest.mark.slow
 
@@ -180,7 +182,24 @@ def test_openapi_documents_the_error_shape(server: str) -> None:
     for status in ("400", "413", "415", "503"):
         error = responses[status]["content"]["application/json"]
         assert error["schema"]["$ref"] == "#/components/schemas/Error"
-        assert set(error["example"]) == {"error", "message"}
+        assert error["examples"] and all(
+            set(e["value"]) == {"error", "message"} for e in error["examples"].values()
+        )
+
+
+def test_a_documented_error_is_the_one_sent(server: str) -> None:
+    """The OpenAPI examples are built by the code that sends the errors: they match the answers."""
+    examples = httpx.get(f"{server}/docs.json").json()["paths"]["/predict"]["post"]["responses"]
+    sent = {
+        ("400", "invalid_image"): post(server, **upload(b"hello, I am text")),
+        ("415", "not_multipart"): post(server, json={"image": "x"}),
+        ("405", "method_not_allowed"): httpx.delete(f"{server}/predict"),
+        ("413", "body_too_large"): post(server, **upload(b"\0" * (10 * 1024 * 1024 + 1))),
+    }
+    for (status, name), response in sent.items():
+        documented = examples[status]["content"]["application/json"]["examples"][name]["value"]
+        assert (str(response.status_code), response.json()["error"]) == (status, documented["error"])
+        assert response.json()["message"] == documented["message"], name
 
 
 def test_the_server_still_answers_after_all_that(server: str) -> None:

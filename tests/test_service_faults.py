@@ -12,17 +12,18 @@ import httpx
 import psutil
 import pytest
 
+from harness.faces import face_jpeg
+from harness.server import BENTOML, ROOT, free_port, serving
+
 from .conftest import TrainedModel, copy_home
-from .images import face_jpeg
-from .server import BENTOML, ROOT, free_port, serving
 
 pytestmark = pytest.mark.slow
 
 
-def serve_until_exit(home: Path) -> subprocess.CompletedProcess:
+def serve_until_exit(home: Path, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [BENTOML, "serve", "service:FaceAttributes", "--port", str(free_port())],
-        cwd=ROOT, env={**os.environ, "BENTOML_HOME": str(home)},
+        cwd=ROOT, env={**os.environ, "BENTOML_HOME": str(home), **env},
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
 
@@ -32,6 +33,21 @@ def test_no_model_in_the_store_stops_the_server_with_the_fix(tmp_path: Path) -> 
     assert result.returncode != 0
     assert "no model 'face-attributes:latest'" in result.stderr
     assert "python -m train" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "accepts"),
+    [("FACE_ATTRIBUTES_MAX_BODY_BYTES", "ten", "a whole number of bytes, at least 1"),
+     ("FACE_ATTRIBUTES_WORKER_DRAIN_SECONDS", "-1", "seconds, 0 or more"),
+     ("FACE_ATTRIBUTES_MODEL", "Not A Tag", "a model tag in the store")],
+)  # fmt: skip
+def test_an_invalid_setting_stops_the_server_at_start_naming_it(
+    trained: TrainedModel, variable: str, value: str, accepts: str
+) -> None:
+    result = serve_until_exit(trained.home, **{variable: value})
+    assert result.returncode != 0
+    assert f"{variable}={value!r} is not accepted: {variable} takes {accepts}" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_a_damaged_torchscript_file_is_named(trained: TrainedModel, tmp_path: Path) -> None:

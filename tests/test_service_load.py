@@ -6,7 +6,9 @@ import random
 import httpx
 import pytest
 
-from .images import face_jpeg, gif_declaring, png_declaring, truncated
+from harness.faces import face_jpeg
+
+from .bad_uploads import gif_declaring, png_declaring, truncated
 
 pytestmark = pytest.mark.slow
 

@@ -8,11 +8,11 @@ import httpx
 import pytest
 from playwright.sync_api import Locator, expect
 
+from harness.faces import encoded, face, face_jpeg
+from harness.server import predicted_probabilities
 from models.attributes import ATTRIBUTES
 
 from .browser import Tab
-from .images import encoded, face, face_jpeg
-from .server import predicted_probabilities
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,4 @@
-"""python -m models.torchserve: a .mar that real TorchServe serves with the service's answers."""
+"""python -m exporters.torchserve: a .mar that real TorchServe serves with the service's answers."""
 
 import os
 import shutil
@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,11 +14,11 @@ import httpx
 import numpy as np
 import pytest
 
+from harness.faces import face_jpeg
+from harness.server import ROOT, free_port, predicted_probabilities
 from models.attributes import ATTRIBUTES
 
 from .conftest import TrainedModel
-from .images import face_jpeg
-from .server import ROOT, free_port, predicted_probabilities
 
 pytestmark = pytest.mark.slow
 
@@ -26,15 +27,22 @@ START_TIMEOUT = 180  # a JVM, then a Python worker loading torch and the model
 
 
 @pytest.fixture(scope="module")
-def torchserve(trained: TrainedModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def archive(trained: TrainedModel, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The command as users run it: the store's model into a TorchServe model store."""
+    store = tmp_path_factory.mktemp("torchserve") / "store"
+    subprocess.run(
+        [sys.executable, "-m", "exporters.torchserve", "--out", str(store), "--model", trained.tag],
+        cwd=ROOT, env={**os.environ, "BENTOML_HOME": str(trained.home)}, check=True, capture_output=True,
+    )  # fmt: skip
+    return store / "face_attributes.mar"
+
+
+@pytest.fixture(scope="module")
+def torchserve(archive: Path) -> Iterator[str]:
     """TorchServe in the foreground on loopback ports, serving the exported archive."""
     if shutil.which("java") is None:
         pytest.skip("TorchServe needs Java 17 (`java` is not on PATH)")
-    work = tmp_path_factory.mktemp("torchserve")
-    subprocess.run(
-        [sys.executable, "-m", "models.torchserve", "--out", str(work / "store"), "--model", trained.tag],
-        cwd=ROOT, env={**os.environ, "BENTOML_HOME": str(trained.home)}, check=True, capture_output=True,
-    )  # fmt: skip
+    work = archive.parent.parent
     inference, management, metrics = free_port(), free_port(), free_port()
     (work / "config.properties").write_text(
         f"inference_address=http://127.0.0.1:{inference}\nmanagement_address=http://127.0.0.1:{management}\n"
@@ -76,6 +84,15 @@ def predict(url: str, data: bytes) -> httpx.Response:
         headers={"Content-Type": "application/octet-stream"},
         timeout=60,
     )
+
+
+def test_the_archive_carries_the_services_decoding_and_no_http_layer(archive: Path) -> None:
+    names = set(zipfile.ZipFile(archive).namelist())
+    assert {"model.pt", "card.json", "torchserve_handler.py"} <= names
+    assert {"serving/images.py", "serving/errors.py", "models/preprocess.py", "models/runtime.py"} <= names
+    for absent in ("serving/edge.py", "serving/openapi.py", "serving/pages.py", "service.py"):
+        assert absent not in names
+    assert not any(name.startswith(("train/", "tests/", "harness/", "exporters/")) for name in names)
 
 
 def test_torchserve_answers_as_the_bentoml_service_does(torchserve: str, server: str) -> None:

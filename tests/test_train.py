@@ -11,11 +11,12 @@ import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from harness.server import BENTOML, ROOT
 from models.attributes import ATTRIBUTES
-from train.__main__ import build_parser, resolve_data_dir, run, training_threads
+from train.cli import build_parser, parse_config
+from train.pipeline import resolve_data_dir, run, training_threads
 
 from .conftest import PYTHON, TrainedModel
-from .server import BENTOML, ROOT
 
 
 def smoke_args(synthetic_dir: Path, out: Path, *extra: str) -> list[str]:
@@ -31,7 +32,7 @@ def smoke_args(synthetic_dir: Path, out: Path, *extra: str) -> list[str]:
 
 
 def test_fast_dev_run_goes_through_every_stage(synthetic_dir: Path, tmp_path: Path) -> None:
-    result = run(build_parser().parse_args(smoke_args(synthetic_dir, tmp_path, "--num-workers", "0")))
+    result = run(parse_config(smoke_args(synthetic_dir, tmp_path, "--num-workers", "0")))
     assert result is not None and result.model_tag is None
     assert set(result.report["attributes"]) == set(ATTRIBUTES)
     assert (tmp_path / "report.json").is_file() and (tmp_path / "report.md").is_file()
@@ -46,7 +47,7 @@ def test_fast_dev_run_on_gpu(synthetic_dir: Path, tmp_path: Path, precision: str
     args = smoke_args(
         synthetic_dir, tmp_path, "--accelerator", "gpu", "--devices", "1", "--precision", precision
     )
-    assert run(build_parser().parse_args(args)) is not None
+    assert run(parse_config(args)) is not None
 
 
 def test_every_cli_argument_is_documented() -> None:

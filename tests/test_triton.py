@@ -1,4 +1,4 @@
-"""python -m models.triton: a model repository Triton accepts, answering as the BentoML service does."""
+"""python -m exporters.triton: a model repository Triton accepts, answering as the BentoML service does."""
 
 import os
 import subprocess
@@ -12,13 +12,14 @@ import torch
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
+from harness.faces import face_jpeg
+from harness.server import ROOT, predicted_probabilities
 from models.attributes import ATTRIBUTES
-from models.images import decode_image
 from models.preprocess import FacePreset
+from serving.images import pixels_from_upload
+from serving.settings import Settings
 
 from .conftest import TrainedModel
-from .images import face_jpeg
-from .server import ROOT, predicted_probabilities
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +28,7 @@ pytestmark = pytest.mark.slow
 def repository(trained: TrainedModel, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("triton")
     subprocess.run(
-        [sys.executable, "-m", "models.triton", "--out", str(out), "--model", trained.tag],
+        [sys.executable, "-m", "exporters.triton", "--out", str(out), "--model", trained.tag],
         cwd=ROOT, env={**os.environ, "BENTOML_HOME": str(trained.home)}, check=True, capture_output=True,
     )  # fmt: skip
     return out / "face_attributes"
@@ -64,6 +65,7 @@ def test_the_repository_model_answers_as_the_service_does(repository: Path, serv
     expected = predicted_probabilities(server, data)
     preset = FacePreset.from_dict(httpx.get(f"{server}/metadata").json()["preprocessing"])
     network = torch.jit.load(str(repository / "1" / "model.pt"))
+    pixels = pixels_from_upload(data, preset, Settings().max_pixels)
     with torch.inference_mode():
-        got = network(torch.from_numpy(preset.to_pixels(decode_image(data))[None]))[0].numpy()
+        got = network(torch.from_numpy(pixels[None]))[0].numpy()
     assert np.abs(got - np.array([expected[name] for name in ATTRIBUTES])).max() <= 1e-5

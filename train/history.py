@@ -5,7 +5,7 @@ from typing import Any
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback
 
-# History field -> the key AttributeClassifier logs it under. The train loss is logged per step
+# History field -> the key AttributeLitModule logs it under. The train loss is logged per step
 # and per epoch, so Lightning suffixes its epoch mean with "_epoch".
 TRAIN_KEYS = {"train_loss": "train/loss_epoch"}
 VAL_KEYS = {"val_loss": "val/loss", "val_auroc": "val/auroc"}

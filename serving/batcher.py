@@ -13,8 +13,6 @@ import anyio
 import numpy as np
 
 BatchFunction = Callable[[np.ndarray], np.ndarray]
-# Most images one forward pass may take, in both topologies (1 turns batching off).
-MAX_BATCH_SIZE_ENV = "FACE_ATTRIBUTES_MAX_BATCH_SIZE"
 
 
 class MicroBatcher:

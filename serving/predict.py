@@ -1,12 +1,13 @@
 """Every attribute's probability for face image files, without a server.
 
-    python -m models.predict face.jpg                      # a table per image
-    python -m models.predict --json a.jpg b.png            # JSON: a list, one object per image
-    python -m models.predict --model face-attributes:<version> face.jpg
+    python -m serving.predict face.jpg                      # a table per image
+    python -m serving.predict --json a.jpg b.png            # JSON: a list, one object per image
+    python -m serving.predict --model face-attributes:<version> face.jpg
 
 The model comes from the BentoML model store ($BENTOML_HOME, default ~/bentoml): the tag in
-$FACE_ATTRIBUTES_MODEL, else face-attributes:latest. Decoding, preprocessing and the TorchScript
-model are the service's own, so the probabilities are the ones its /predict answers.
+$FACE_ATTRIBUTES_MODEL, else face-attributes:latest. Decoding (with the service's pixel limit,
+$FACE_ATTRIBUTES_MAX_PIXELS), preprocessing and the TorchScript model are the service's own, so
+the probabilities are the ones its /predict answers.
 Exit status 2, before any output, when the model or any image is missing or unreadable.
 """
 
@@ -19,10 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from models.images import ImageError, decode_image
-from models.predictions import Prediction, to_prediction
+from models.names import DEFAULT_MODEL_TAG
 from models.preprocess import FacePreset
-from models.store import ModelUnusableError, read_card, require_model, served_model, served_model_tag
+from models.store import ModelUnusableError, load_runtime, read_card, require_model
+from serving.errors import ServiceError
+from serving.images import pixels_from_upload
+from serving.predictions import Prediction, to_prediction
+from serving.settings import MAX_PIXELS_ENV, MODEL_ENV, Settings, SettingsError
 
 USAGE_ERROR = 2  # as argparse's own: the command was given something it cannot use
 CHUNK = 64  # images per forward pass
@@ -36,9 +40,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument(
         "--model",
         type=str,
-        default=served_model_tag(),
         metavar="TAG",
-        help="the stored model to use (default: %(default)s)",
+        help=f"the stored model to use (default: ${MODEL_ENV}, else {DEFAULT_MODEL_TAG})",
     )
     parser.add_argument(
         "--json",
@@ -48,7 +51,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def read_pixels(paths: Sequence[Path], preset: FacePreset) -> tuple[list[np.ndarray], list[str]]:
+def read_pixels(
+    paths: Sequence[Path], preset: FacePreset, max_pixels: int
+) -> tuple[list[np.ndarray], list[str]]:
     """Each file's preprocessed pixels, and one message per file that could not be used.
 
     Every file is tried, so that one run names all the bad ones.
@@ -56,10 +61,10 @@ def read_pixels(paths: Sequence[Path], preset: FacePreset) -> tuple[list[np.ndar
     pixels, problems = [], []
     for path in paths:
         try:
-            pixels.append(preset.to_pixels(decode_image(path.read_bytes())))
+            pixels.append(pixels_from_upload(path.read_bytes(), preset, max_pixels))
         except OSError as error:
             problems.append(f"{path}: cannot read the file: {error.strerror or error}")
-        except ImageError as error:
+        except ServiceError as error:
             problems.append(f"{path}: {error}")
     return pixels, problems
 
@@ -101,17 +106,19 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     parser = build_parser(prog)
     args = parser.parse_args(argv)
     try:
-        model = require_model(args.model)  # cheap: checks the file, loads nothing yet
-    except ModelUnusableError as error:
+        settings = Settings.from_env(only={MODEL_ENV, MAX_PIXELS_ENV})
+        # Cheap: checks the file, loads nothing yet.
+        model = require_model(args.model or settings.model, f"--model (or {MODEL_ENV})")
+    except (SettingsError, ModelUnusableError) as error:
         return fail(parser.prog, [str(error)])
     card = read_card(model)
-    pixels, problems = read_pixels(args.images, card.preprocessing.preset())
+    pixels, problems = read_pixels(args.images, card.preprocessing.preset(), settings.max_pixels)
     if problems:
         return fail(parser.prog, problems)
-    network = served_model(model)
+    runtime = load_runtime(model)
     # Forward passes of at most CHUNK images: memory stays flat however many files are given.
     probabilities = np.concatenate(
-        [network(np.stack(pixels[i : i + CHUNK])) for i in range(0, len(pixels), CHUNK)]
+        [runtime(np.stack(pixels[i : i + CHUNK])) for i in range(0, len(pixels), CHUNK)]
     )
     predictions = [to_prediction(p, card, str(model.tag)) for p in probabilities]
     if args.json:
@@ -122,4 +129,4 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(prog="python -m models.predict"))
+    sys.exit(main(prog="python -m serving.predict"))

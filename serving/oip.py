@@ -1,6 +1,7 @@
 """The Open Inference Protocol (KServe v2, Triton's HTTP API): requests and responses.
 
-Only the wire format lives here; ``models/oip_routes.py`` serves ``/v2/...`` with it.
+Only the wire format lives here; ``oip_routes.py`` serves ``/v2/...`` with it. A request it cannot
+read raises ``BadRequest``, which the protocol's routes answer as ``{"error": message}``.
 The model takes one input, ``image``: BYTES, shape ``[N]``, each element an encoded image (JPEG,
 PNG, ...). In JSON, BYTES elements are strings, so images travel base64-encoded; with the binary
 tensor data extension (what ``tritonclient.http`` sends by default) they travel raw, each
@@ -17,15 +18,13 @@ from typing import Any
 
 import numpy as np
 
-MODEL_NAME = "face_attributes"  # also the Triton repository's and the TorchServe archive's
+from models.names import PROTOCOL_MODEL_NAME
+from serving.errors import BadRequest
+
 INPUT_NAME = "image"
 OUTPUT_NAME = "probabilities"
 HEADER_LENGTH = "Inference-Header-Content-Length"
 EXTENSIONS = ["binary_tensor_data"]
-
-
-class OipError(ValueError):
-    """A request the protocol cannot take: answered 400 with ``{"error": message}``."""
 
 
 @dataclass(frozen=True)
@@ -37,7 +36,7 @@ class InferRequest:
 
 def model_metadata(version: str, attributes: int) -> dict[str, Any]:
     return {
-        "name": MODEL_NAME,
+        "name": PROTOCOL_MODEL_NAME,
         "versions": [version],
         "platform": "pytorch_torchscript",
         "inputs": [{"name": INPUT_NAME, "datatype": "BYTES", "shape": [-1]}],
@@ -50,43 +49,64 @@ def parse_infer_request(body: bytes, header_length: str | None) -> InferRequest:
     try:
         size = len(body) if header_length is None else int(header_length)
         if not 0 < size <= len(body):
-            raise OipError(f"{HEADER_LENGTH} {size} does not fit the {len(body)}-byte body")
+            raise ValueError(f"{HEADER_LENGTH} {size} does not fit the {len(body)}-byte body")
         request = json.loads(body[:size])
     except (ValueError, UnicodeDecodeError) as error:
-        raise OipError(f"the request is not an inference request (JSON header): {error}") from None
+        raise BadRequest(f"the request is not an inference request (JSON header): {error}") from None
     if not isinstance(request, dict) or not isinstance(request.get("inputs"), list):
-        raise OipError('the request needs "inputs": a list of tensors')
+        raise BadRequest('the request needs "inputs": a list of tensors')
+    if not isinstance(request.get("id") or "", str):
+        raise BadRequest('"id" must be a string')
     binary = memoryview(body)[size:]
     images = None
     for tensor in request["inputs"]:
         if not isinstance(tensor, dict):
-            raise OipError("every input must be an object with name, datatype, shape and data")
-        binary_size = (tensor.get("parameters") or {}).get("binary_data_size")
-        data = bytes(binary[:binary_size]) if binary_size is not None else None
+            raise BadRequest("every input must be an object with name, datatype, shape and data")
+        if tensor.get("name") != INPUT_NAME:
+            raise BadRequest(f"unknown input {tensor.get('name')!r}; the model takes {INPUT_NAME!r} (BYTES)")
+        if images is not None:
+            raise BadRequest(f"input {INPUT_NAME!r} is given twice")
+        binary_size = _parameters(tensor).get("binary_data_size")
+        if binary_size is not None and not (_is_count(binary_size) and binary_size <= len(binary)):
+            raise BadRequest(
+                f"binary_data_size {binary_size!r} does not fit the {len(binary)} binary bytes left"
+            )
+        images = _images(tensor, None if binary_size is None else bytes(binary[:binary_size]))
         binary = binary[binary_size or 0 :]
-        if tensor.get("name") == INPUT_NAME:
-            images = _images(tensor, data)
-        else:
-            raise OipError(f"unknown input {tensor.get('name')!r}; the model takes {INPUT_NAME!r} (BYTES)")
+    if len(binary):
+        raise BadRequest(f"{len(binary)} binary bytes after the inputs belong to no input")
     if not images:
-        raise OipError(f"the request needs input {INPUT_NAME!r} with at least one encoded image")
+        raise BadRequest(f"the request needs input {INPUT_NAME!r} with at least one encoded image")
     return InferRequest(request.get("id"), images, _wants_binary(request))
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _parameters(item: dict) -> dict:
+    parameters = item.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise BadRequest('"parameters" must be an object')
+    return parameters
 
 
 def _images(tensor: dict, binary: bytes | None) -> list[bytes]:
     if tensor.get("datatype") != "BYTES":
-        raise OipError(f"input {INPUT_NAME!r} must be BYTES (encoded images), not {tensor.get('datatype')!r}")
+        raise BadRequest(
+            f"input {INPUT_NAME!r} must be BYTES (encoded images), not {tensor.get('datatype')!r}"
+        )
     shape = tensor.get("shape")
-    if not (isinstance(shape, list) and len(shape) in (1, 2) and all(isinstance(d, int) for d in shape)):
-        raise OipError(f"input {INPUT_NAME!r} must have shape [N] (or [N, 1])")
+    if not (isinstance(shape, list) and len(shape) in (1, 2) and all(map(_is_count, shape))):
+        raise BadRequest(f"input {INPUT_NAME!r} must have shape [N] (or [N, 1])")
     if binary is not None:
         images = _split_bytes(binary)
     elif isinstance(tensor.get("data"), list):
         images = [_from_base64(item) for item in np.ravel(np.array(tensor["data"], dtype=object))]
     else:
-        raise OipError(f"input {INPUT_NAME!r} has no data")
+        raise BadRequest(f"input {INPUT_NAME!r} has no data")
     if len(images) != int(np.prod(shape)):
-        raise OipError(f"input {INPUT_NAME!r} has shape {shape} but {len(images)} elements")
+        raise BadRequest(f"input {INPUT_NAME!r} has shape {shape} but {len(images)} elements")
     return images
 
 
@@ -95,11 +115,11 @@ def _split_bytes(data: bytes) -> list[bytes]:
     items, offset = [], 0
     while offset < len(data):
         if offset + 4 > len(data):
-            raise OipError("binary BYTES data ends inside an element's length")
+            raise BadRequest("binary BYTES data ends inside an element's length")
         (length,) = struct.unpack_from("<I", data, offset)
         offset += 4
         if offset + length > len(data):
-            raise OipError("binary BYTES data ends inside an element")
+            raise BadRequest("binary BYTES data ends inside an element")
         items.append(data[offset : offset + length])
         offset += length
     return items
@@ -107,19 +127,22 @@ def _split_bytes(data: bytes) -> list[bytes]:
 
 def _from_base64(item: object) -> bytes:
     if not isinstance(item, str):
-        raise OipError("in JSON, each image must be a base64 string")
+        raise BadRequest("in JSON, each image must be a base64 string")
     try:
         return base64.b64decode(item, validate=True)
     except binascii.Error:
-        raise OipError("in JSON, each image must be a base64 string") from None
+        raise BadRequest("in JSON, each image must be a base64 string") from None
 
 
 def _wants_binary(request: dict) -> bool:
-    if (request.get("parameters") or {}).get("binary_data_output"):
+    outputs = request.get("outputs") or []
+    if not isinstance(outputs, list):
+        raise BadRequest('"outputs" must be a list')
+    if _parameters(request).get("binary_data_output"):
         return True
     return any(
-        (output.get("parameters") or {}).get("binary_data")
-        for output in request.get("outputs") or []
+        _parameters(output).get("binary_data")
+        for output in outputs
         if isinstance(output, dict) and output.get("name") == OUTPUT_NAME
     )
 
@@ -134,7 +157,7 @@ def infer_response(
         output["parameters"] = {"binary_data_size": len(raw)}
     else:
         output["data"] = probabilities.astype(np.float32).ravel().tolist()
-    header = {"model_name": MODEL_NAME, "model_version": version, "outputs": [output]}
+    header = {"model_name": PROTOCOL_MODEL_NAME, "model_version": version, "outputs": [output]}
     if request.id is not None:
         header["id"] = request.id
     encoded = json.dumps(header).encode()

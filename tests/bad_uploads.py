@@ -1,30 +1,9 @@
-"""Fixture images for the tests: synthetic faces, and the broken and hostile files users send."""
+"""The broken and hostile files users send (the good faces are in ``harness/faces.py``)."""
 
-import io
 import struct
 import zlib
-from dataclasses import replace
 
 import numpy as np
-from PIL import Image
-
-from train.synthetic import render_face, sample_spec
-
-
-def face(seed: int, **overrides: object) -> Image.Image:
-    """A synthetic face; ``overrides`` set FaceSpec fields (smiling=True, ...)."""
-    spec = replace(sample_spec(np.random.default_rng(seed)), **overrides)
-    return render_face(spec, np.random.default_rng(seed + 1000))
-
-
-def face_jpeg(seed: int, **overrides: object) -> bytes:
-    return encoded(face(seed, **overrides), "JPEG", quality=90)
-
-
-def encoded(image: Image.Image, format: str, **options: object) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=format, **options)
-    return buffer.getvalue()
 
 
 def truncated(data: bytes) -> bytes:

@@ -7,23 +7,28 @@ a summary, an example answer and the shared error shape.
 """
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from models.attributes import ATTRIBUTES
-from models.edge import (
-    ERROR_CODES,
-    MAX_BODY_ENV,
-    MAX_IMAGES_ENV,
-    SERVER_ERROR_MESSAGE,
-    TOKEN_ENV,
-    TOKEN_MESSAGE,
-    EdgeSettings,
-    body_too_large_message,
-    upload_expected_message,
+from models.card import ModelCard
+from serving.edge import PROTECTED, PROTECTED_PREFIXES, UPLOADS, is_protected
+from serving.errors import (
+    BadRequest,
+    InvalidImage,
+    PayloadTooLarge,
+    ServiceError,
+    Unauthorized,
+    UnsupportedMediaType,
+    WorkerUnavailable,
+    reshape,
 )
-from models.errors import WorkerUnavailableError
-from models.images import ACCEPTED, MAX_PIXELS_ENV, NOT_AN_IMAGE, InvalidImageError
+from serving.images import ACCEPTED, EXAMPLE_UNSUPPORTED, NOT_AN_IMAGE, too_large, unsupported
+from serving.predictions import ModelMetadata, to_prediction
+from serving.settings import MAX_BODY_ENV, MAX_IMAGES_ENV, MAX_PIXELS_ENV, TOKEN_ENV, Settings
 
 TITLE = "face-attributes"
 
@@ -68,13 +73,27 @@ class Examples:
     batch: list[dict[str, Any]]
     metadata: dict[str, Any]
 
+    @classmethod
+    def of(cls, card: ModelCard, model_tag: str) -> "Examples":
+        """Answers with the served model's attributes, every threshold at 0.5 and no metrics,
+        data set or training arguments."""
+        names = card.attributes
+        public = card.model_copy(
+            update={"thresholds": dict.fromkeys(names, 0.5), "metrics": {}, "attribute_metrics": {},
+                    "dataset": {}, "training_args": {}}
+        )  # fmt: skip
+        first, second = (
+            to_prediction(p, public, model_tag).model_dump()
+            for p in (np.linspace(0.98, 0.01, len(names)), np.linspace(0.01, 0.98, len(names)))
+        )
+        metadata = ModelMetadata(model=model_tag, **public.model_dump()).model_dump()
+        return cls(prediction=first, batch=[first, second], metadata=metadata)
 
-def describe(settings: EdgeSettings, model_tag: str) -> str:
+
+def describe(settings: Settings, model_tag: str) -> str:
     """The Markdown shown at the top of the Swagger UI."""
     mib = settings.max_body_bytes / 2**20
-    guarded = ", ".join(
-        f"`{route}`" for route in (*settings.protected, *(p + "*" for p in settings.protected_prefixes))
-    )
+    guarded = ", ".join(f"`{route}`" for route in (*PROTECTED, *(p + "*" for p in PROTECTED_PREFIXES)))
     token = (
         f"- **A bearer token is required** for {guarded} (`Authorization: Bearer <token>`; use *Authorize*\n"
         f"  below). It is set by `{TOKEN_ENV}`.\n"
@@ -105,7 +124,7 @@ The same model also answers the Open Inference Protocol (KServe v2) under `/v2`.
 ## Limits
 - Images: {ACCEPTED}. Each is resized and centre-cropped to a square, as in training: send a
   photo framed on one face (CelebA's faces are aligned crops).
-- Request body at most {mib:g} MiB (`{MAX_BODY_ENV}`); at most {settings.max_images} images per
+- Request body at most {mib:g} MiB (`{MAX_BODY_ENV}`); at most {settings.max_batch_images} images per
   `/predict_batch` (`{MAX_IMAGES_ENV}`); images over the pixel limit are refused (`{MAX_PIXELS_ENV}`).
 {token}- Errors are JSON, `{{"error": "<code>", "message": "<what was wrong>"}}`, with a 4xx status for bad
   input (an unknown route is a `404` in the same shape); `503` with `Retry-After` when the
@@ -116,7 +135,7 @@ The same model also answers the Open Inference Protocol (KServe v2) under `/v2`.
 """
 
 
-def document_service(spec: dict, settings: EdgeSettings, model_tag: str, examples: Examples) -> dict:
+def document_service(spec: dict, settings: Settings, model_tag: str, examples: Examples) -> dict:
     """BentoML's document, described as this service, with summaries, examples and errors."""
     # A copy through JSON: BentoML keys some responses by int (200), and "200" must be one key.
     spec = json.loads(json.dumps(spec))
@@ -141,8 +160,8 @@ def document_service(spec: dict, settings: EdgeSettings, model_tag: str, example
     return document_errors(spec, settings)
 
 
-def document_errors(spec: dict, settings: EdgeSettings) -> dict:
-    """Each operation's possible error answers: the shared ``Error`` shape, with an example each."""
+def document_errors(spec: dict, settings: Settings) -> dict:
+    """Each operation's possible error answers: the shared ``Error`` shape, with examples."""
     schemas = spec.setdefault("components", {}).setdefault("schemas", {})
     schemas["Error"] = {
         "type": "object",
@@ -159,46 +178,59 @@ def document_errors(spec: dict, settings: EdgeSettings) -> dict:
             responses = operation.setdefault("responses", {})
             for status in [s for s in responses if s[0] in "45"]:  # BentoML's, in its own shape
                 del responses[status]
-            for status, (description, code, message) in possible_errors(path, settings).items():
-                responses[str(status)] = {
-                    "description": description,
-                    "content": {
-                        "application/json": {
-                            "schema": {"$ref": "#/components/schemas/Error"},
-                            "example": {"error": code, "message": message},
-                        }
-                    },
-                }
-            if settings.api_token and path in settings.protected:
+            responses |= error_responses(possible_errors(path, settings), path)
+            if settings.api_token and is_protected(path):
                 operation["security"] = [{"bearer": []}]
     drop_unused_schemas(spec)
     return spec
 
 
-def possible_errors(path: str, settings: EdgeSettings) -> dict[int, tuple[str, str, str]]:
-    """status -> (description, code, example message): the errors ``path`` can answer."""
+def possible_errors(path: str, settings: Settings) -> dict[str, ServiceError]:
+    """The errors ``path`` can answer, by example name, each built as the code that sends it."""
     errors = {
-        405: ("Method not allowed", ERROR_CODES[405], f"DELETE is not allowed on {path}"),
-        500: ("Internal error", ERROR_CODES[500], SERVER_ERROR_MESSAGE),
+        "method_not_allowed": reshape(405, b"", "DELETE", path),
+        "internal_error": reshape(500, b"", "GET", path),
     }
-    if settings.api_token and path in settings.protected:
-        errors[401] = ("Missing or wrong bearer token", ERROR_CODES[401], TOKEN_MESSAGE)
-    if path in settings.uploads:
-        field, _ = settings.uploads[path]
-        too_large = body_too_large_message(settings.max_body_bytes)
-        unavailable = WorkerUnavailableError()
+    if settings.api_token and is_protected(path):
+        errors["unauthorized"] = Unauthorized()
+    if path in UPLOADS:
+        field, several = UPLOADS[path]
         errors |= {
-            400: ("Not an image; a missing or unexpected field; a malformed body", InvalidImageError.code,
-                  NOT_AN_IMAGE),
-            413: ("Body, image or batch over its limit", ERROR_CODES[413], too_large),
-            415: ("Not multipart/form-data, or an image format that is not accepted", ERROR_CODES[415],
-                  upload_expected_message(field)),
-            503: ("The inference worker did not answer; retry (see Retry-After)", unavailable.code,
-                  str(unavailable)),
-        }  # fmt: skip
+            "invalid_image": InvalidImage(NOT_AN_IMAGE),
+            "missing_field": BadRequest.missing_field(field),
+            "body_too_large": PayloadTooLarge.over_body_limit(settings.max_body_bytes),
+            "image_too_large": too_large(
+                side := math.isqrt(settings.max_pixels) + 1, side, settings.max_pixels
+            ),
+            "not_multipart": UnsupportedMediaType.not_multipart(field, "application/json"),
+            "unsupported_image_format": unsupported(EXAMPLE_UNSUPPORTED),
+            "worker_unavailable": WorkerUnavailable(),
+        }
+        if several:
+            errors["too_many_images"] = PayloadTooLarge.too_many_images(settings.max_batch_images)
     if path in ("/livez", "/readyz"):
-        errors[503] = ("The probe fails: not alive, or not ready yet", ERROR_CODES[503], SERVER_ERROR_MESSAGE)
-    return dict(sorted(errors.items()))
+        errors["not_ready"] = reshape(503, b"", "GET", path)
+    return errors
+
+
+def error_responses(errors: dict[str, ServiceError], path: str) -> dict[str, Any]:
+    """One OpenAPI response per status, described by its errors' summaries, an example each."""
+    responses: dict[str, Any] = {}
+    for status in sorted({error.status for error in errors.values()}):
+        named = {name: error for name, error in errors.items() if error.status == status}
+        responses[str(status)] = {
+            "description": "; ".join(dict.fromkeys(error.summary for error in named.values())),
+            "content": {
+                "application/json": {
+                    "schema": {"$ref": "#/components/schemas/Error"},
+                    "examples": {
+                        name: {"summary": error.summary, "value": error.body(path)}
+                        for name, error in named.items()
+                    },
+                }
+            },
+        }
+    return responses
 
 
 def drop_unused_schemas(spec: dict) -> None:

@@ -25,7 +25,7 @@ def stage_metrics(stage: str) -> MetricCollection:
     )
 
 
-class AttributeClassifier(pl.LightningModule):
+class AttributeLitModule(pl.LightningModule):
     def __init__(
         self,
         arch: str = "tiny",

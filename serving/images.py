@@ -1,16 +1,20 @@
-"""Uploaded bytes -> a decoded PIL image, or an error that tells the caller what was wrong.
+"""Upload bytes -> the model's pixels, or an error that tells the caller what was wrong.
 
+``pixels_from_upload`` is the one path every server here takes (both BentoML topologies, the
+Open Inference Protocol, TorchServe's handler), and the command line and the benchmark too.
 Checks run cheapest first: emptiness, the format from the header, then the pixel count the
 header declares (so a few-KB decompression bomb is refused before any pixel is decoded), then
 the full decode (so truncated or corrupt data fails here, not later).
 """
 
 import io
-import os
 
+import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from models.errors import ApiError
+from models.preprocess import FacePreset
+from serving.errors import ImageTooLarge, InvalidImage, UnsupportedImageFormat
+from serving.settings import MAX_PIXELS_ENV
 
 # Pillow's own bomb guard raises at a fixed 179 MP; ours (below) is configurable and clearer.
 Image.MAX_IMAGE_PIXELS = None
@@ -19,8 +23,6 @@ Image.MAX_IMAGE_PIXELS = None
 ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF")
 ACCEPTED = "JPEG (and MPO), PNG, WebP, BMP, TIFF, GIF"
 NOT_AN_IMAGE = f"the uploaded file is not an image; send an image: {ACCEPTED}"
-MAX_PIXELS_ENV = "FACE_ATTRIBUTES_MAX_PIXELS"
-DEFAULT_MAX_PIXELS = 50_000_000  # a 50-megapixel phone photo is legal; its decode takes ~150 MB
 # Recognised by their first bytes, to name them in the error; none can be read here.
 KNOWN_UNSUPPORTED = {
     b"%PDF": "PDF",
@@ -31,66 +33,55 @@ KNOWN_UNSUPPORTED = {
     b"<html": "HTML",
 }
 HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1", b"avif")
+# What the errors below look like, for the OpenAPI document's examples.
+EXAMPLE_UNSUPPORTED = "HEIC/HEIF/AVIF images"
 
 
-class ImageError(ApiError, ValueError):
-    """An upload the service cannot classify."""
-
-    status = 400
-    code = "invalid_image"
+def pixels_from_upload(data: bytes, preset: FacePreset, max_pixels: int) -> np.ndarray:
+    """An uploaded file -> uint8 (3, crop, crop) pixels, through the shared preprocessing."""
+    return preset.to_pixels(decode_image(data, max_pixels))
 
 
-class InvalidImageError(ImageError):
-    """Not an image, or an image whose data is truncated or corrupt."""
-
-
-class UnsupportedImageError(ImageError):
-    status = 415
-    code = "unsupported_image_format"
-
-
-class ImageTooLargeError(ImageError):
-    status = 413
-    code = "image_too_large"
-
-
-def max_pixels() -> int:
-    return int(os.environ.get(MAX_PIXELS_ENV, DEFAULT_MAX_PIXELS))
-
-
-def decode_image(data: bytes, pixel_limit: int | None = None) -> Image.Image:
+def decode_image(data: bytes, max_pixels: int) -> Image.Image:
     """Fully decode ``data``; the first frame of animations and multi-picture files."""
-    limit = max_pixels() if pixel_limit is None else pixel_limit
     if not data:
-        raise InvalidImageError(f"the uploaded file is empty; send an image: {ACCEPTED}")
+        raise InvalidImage(f"the uploaded file is empty; send an image: {ACCEPTED}")
     try:
         image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
     except UnidentifiedImageError:
         raise _unreadable(data) from None
     except (OSError, SyntaxError, ValueError) as error:
-        raise InvalidImageError(f"the uploaded image could not be decoded: {error}") from None
+        raise InvalidImage(f"the uploaded image could not be decoded: {error}") from None
     width, height = image.size
-    if width * height > limit:
-        raise ImageTooLargeError(
-            f"the image is {width}x{height} = {width * height:,} pixels; the limit is {limit:,} "
-            f"(setting {MAX_PIXELS_ENV})"
-        )
+    if width * height > max_pixels:
+        raise too_large(width, height, max_pixels)
     try:
         image.load()
     except (OSError, SyntaxError, ValueError, EOFError) as error:
-        raise InvalidImageError(f"the uploaded {image.format} image could not be decoded: {error}") from None
+        raise InvalidImage(f"the uploaded {image.format} image could not be decoded: {error}") from None
     return image
 
 
-def _unreadable(data: bytes) -> ImageError:
+def too_large(width: int, height: int, max_pixels: int) -> ImageTooLarge:
+    return ImageTooLarge(
+        f"the image is {width}x{height} = {width * height:,} pixels; the limit is {max_pixels:,} "
+        f"(setting {MAX_PIXELS_ENV})"
+    )
+
+
+def unsupported(kind: str) -> UnsupportedImageFormat:
+    return UnsupportedImageFormat(f"{kind} are not accepted; send an image: {ACCEPTED}")
+
+
+def _unreadable(data: bytes) -> InvalidImage | UnsupportedImageFormat:
     head = data[:64].lstrip()
     for magic, name in KNOWN_UNSUPPORTED.items():
         if head.lower().startswith(magic.lower()):
-            return UnsupportedImageError(f"{name} files are not accepted; send an image: {ACCEPTED}")
+            return unsupported(f"{name} files")
     if data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS:
-        return UnsupportedImageError(f"HEIC/HEIF/AVIF images are not accepted; send an image: {ACCEPTED}")
+        return unsupported(EXAMPLE_UNSUPPORTED)
     try:  # an image Pillow knows, in a format this service does not take (ICO, PSD, ...)
         with Image.open(io.BytesIO(data)) as other:
-            return UnsupportedImageError(f"{other.format} images are not accepted; send an image: {ACCEPTED}")
+            return unsupported(f"{other.format} images")
     except Exception:  # any failure here just means "not an image"
-        return InvalidImageError(NOT_AN_IMAGE)
+        return InvalidImage(NOT_AN_IMAGE)

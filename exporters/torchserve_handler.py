@@ -1,7 +1,8 @@
 """TorchServe handler: the same decoding, preprocessing and TorchScript model as the BentoML service.
 
-Packed into the ``.mar`` by ``python -m models.torchserve`` together with the ``models``
-package it imports, the stored ``model.pt`` and the model card (``card.json``). Each request's
+Packed into the ``.mar`` by ``python -m exporters.torchserve`` together with the project's
+modules it imports, the stored ``model.pt`` and the model card (``card.json``). It needs no
+BentoML and no web framework: torch, Pillow, NumPy and pydantic. Each request's
 body is one encoded image; TorchServe may batch several requests into one call. The answer is
 ``{attribute: probability}`` in CelebA order; a bad image gets its 4xx status and
 ``{"error", "message"}``, as from the service.
@@ -14,8 +15,10 @@ from typing import Any
 import numpy as np
 
 from models.card import ModelCard
-from models.images import ImageError, decode_image
-from models.inference import LoadedModel
+from models.runtime import ModelRuntime
+from serving.errors import ServiceError
+from serving.images import pixels_from_upload
+from serving.settings import MAX_PIXELS_ENV, Settings
 
 CARD_FILE = "card.json"
 
@@ -24,7 +27,9 @@ class FaceAttributesHandler:
     def __init__(self, model_dir: Path) -> None:
         self.card = ModelCard.model_validate_json((model_dir / CARD_FILE).read_text())
         self.preset = self.card.preprocessing.preset()
-        self.network = LoadedModel(model_dir / "model.pt", self.card.preprocessing.crop_size)
+        # The service's pixel limit, from the same variable; nothing else here is the service's.
+        self.max_pixels = Settings.from_env(only={MAX_PIXELS_ENV}).max_pixels
+        self.runtime = ModelRuntime(model_dir / "model.pt", self.card.preprocessing.crop_size)
 
     def __call__(self, rows: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
         """(HTTP status, answer) per request, in order."""
@@ -32,12 +37,12 @@ class FaceAttributesHandler:
         good, pixels = [], []
         for index, row in enumerate(rows):  # decode each on its own: a bad image fails only itself
             try:
-                pixels.append(self.preset.to_pixels(decode_image(_body(row))))
+                pixels.append(pixels_from_upload(_body(row), self.preset, self.max_pixels))
                 good.append(index)
-            except ImageError as error:
-                answers[index] = (error.status, {"error": error.code, "message": str(error)})
+            except ServiceError as error:
+                answers[index] = (error.status, error.body())
         if pixels:
-            for index, row in zip(good, self.network(np.stack(pixels)), strict=True):
+            for index, row in zip(good, self.runtime(np.stack(pixels)), strict=True):
                 answers[index] = (200, dict(zip(self.card.attributes, row.tolist(), strict=True)))
         return answers  # type: ignore[return-value]
 

@@ -5,20 +5,13 @@ first deletes the folder of the Unix socket through which the API reaches the wo
 that the API is still decoding then find no worker and fail. Two changes fix that:
 - ``stop_processes_before_cleanup``: the manager stops its processes first and deletes the socket
   folder afterwards (the same steps, in the order that keeps the socket reachable);
-- ``delay_worker_shutdown``: the worker starts its own shutdown a few seconds after the signal,
-  while the API process finishes what it holds (uvicorn already lets in-flight requests finish).
+- ``delay_worker_shutdown``: the worker starts its own shutdown ``Settings.worker_drain_seconds``
+  after the signal, while the API process finishes what it holds (uvicorn already lets in-flight
+  requests finish).
 """
 
-import os
 import signal
 import threading
-
-DRAIN_ENV = "FACE_ATTRIBUTES_WORKER_DRAIN_SECONDS"
-DEFAULT_DRAIN_SECONDS = 5.0
-
-
-def drain_seconds() -> float:
-    return float(os.environ.get(DRAIN_ENV, DEFAULT_DRAIN_SECONDS))
 
 
 def stop_processes_before_cleanup() -> None:

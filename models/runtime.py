@@ -1,5 +1,5 @@
-"""The served model on this process's device: the one inference path of every server here
-(both BentoML topologies, TorchServe's handler) and of the benchmark's in-process limit."""
+"""The stored model loaded on this process's device: the one inference path of every server here
+(both BentoML topologies, TorchServe's handler), the command line and the benchmark's limit."""
 
 from pathlib import Path
 
@@ -9,7 +9,7 @@ import torch
 from models.export import load_torchscript
 
 
-class LoadedModel:
+class ModelRuntime:
     """A TorchScript model file on CUDA when available (else the CPU), warmed up.
 
     Weights and inputs are channels-last: measured on 2 CPU cores with the tiny network, 1.5x
@@ -18,11 +18,11 @@ class LoadedModel:
 
     def __init__(self, torchscript_file: Path, crop_size: int) -> None:
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        self.network = load_torchscript(torchscript_file, self.device).to(memory_format=torch.channels_last)
+        self.module = load_torchscript(torchscript_file, self.device).to(memory_format=torch.channels_last)
         self(np.zeros((2, 3, crop_size, crop_size), dtype=np.uint8))  # warm-up: the first pass is slow
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
         """(N, 3, H, W) uint8 pixels -> (N, 40) float32 probabilities."""
         with torch.inference_mode():
             batch = torch.from_numpy(pixels).to(self.device, non_blocking=True)
-            return self.network(batch.contiguous(memory_format=torch.channels_last)).float().cpu().numpy()
+            return self.module(batch.contiguous(memory_format=torch.channels_last)).float().cpu().numpy()

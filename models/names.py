@@ -1,0 +1,6 @@
+"""What the model is called: its name in the BentoML store and on the inference protocols."""
+
+STORE_NAME = "face-attributes"  # in the BentoML model store: face-attributes:<version>
+DEFAULT_MODEL_TAG = f"{STORE_NAME}:latest"
+# On the Open Inference Protocol, in Triton's model repository and in TorchServe's archive.
+PROTOCOL_MODEL_NAME = "face_attributes"
