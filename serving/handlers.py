@@ -75,20 +75,18 @@ def add_error_handlers(app: FastAPI) -> None:
 
 async def send_error(send: Send, error: ServiceError, path: str) -> None:
     """A whole JSON error response, straight onto the ASGI ``send``."""
-    body = json.dumps(error.body(path)).encode()
     headers = [(name.lower().encode(), value.encode()) for name, value in error.headers().items()]
-    await send(
-        {
-            "type": "http.response.start",
-            "status": error.status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                *headers,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await send_json(send, error.status, error.body(path), headers)
+
+
+async def send_json(
+    send: Send, status: int, body: dict[str, str], headers: list[tuple[bytes, bytes]]
+) -> None:
+    encoded = json.dumps(body).encode()
+    length = str(len(encoded)).encode()
+    start = [(b"content-type", b"application/json"), (b"content-length", length), *headers]
+    await send({"type": "http.response.start", "status": status, "headers": start})
+    await send({"type": "http.response.body", "body": encoded})
 
 
 class ShapedErrors:
@@ -109,22 +107,11 @@ class ShapedErrors:
         self.chunks.append(message.get("body", b""))
         if message.get("more_body", False):
             return
-        path = self.scope["path"]
-        error = reshape(self.start["status"], b"".join(self.chunks), self.scope["method"], path)
-        body = json.dumps(error.body(path)).encode()
+        path, status = self.scope["path"], self.start["status"]
+        error = reshape(status, b"".join(self.chunks), self.scope["method"], path)
         kept = [
             (k, v)
             for k, v in self.start.get("headers", [])
             if k.lower() not in (b"content-type", b"content-length")
-        ]
-        await self.send(
-            {
-                **self.start,
-                "headers": [
-                    *kept,
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await self.send({"type": "http.response.body", "body": body})
+        ]  # the app's own headers (Allow, Retry-After, ...) stay
+        await send_json(self.send, status, error.body(path), kept)

@@ -3,7 +3,8 @@
 BentoML's own document carries its boilerplate (badges, "a Machine Learning Service created with
 BentoML", its team as the contact) and no summaries. This one describes the face-attribute
 service: what it does, the attributes, how to call it and its limits; and gives every operation
-a summary, an example answer and the shared error shape.
+a summary, an example answer and its possible errors in the shared shape, each example built by
+the constructor the sending code uses (``possible_errors``), so it shows what is really sent.
 """
 
 import json
