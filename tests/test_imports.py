@@ -60,7 +60,7 @@ def test_every_part_of_the_project_is_in_the_table() -> None:
     assert parts | {"service"} == PARTS
 
 
-def leaked_modules(modules: list[str], forbidden: tuple[str, ...], env: dict | None = None) -> None:
+def assert_none_loads(modules: list[str], forbidden: tuple[str, ...], env: dict | None = None) -> None:
     """Import ``modules`` one after another; fail naming the first that loads a forbidden package."""
     check = (
         "import importlib, sys\n"
@@ -75,15 +75,15 @@ def leaked_modules(modules: list[str], forbidden: tuple[str, ...], env: dict | N
 
 @pytest.mark.parametrize("part", ["models", "serving"])
 def test_the_shipped_packages_never_import_the_training_stack(part: str) -> None:
-    leaked_modules([f"{part}.{file.stem}" for file in python_files(part)], TRAINING_STACK)
+    assert_none_loads([f"{part}.{file.stem}" for file in python_files(part)], TRAINING_STACK)
 
 
 def test_the_service_does_not_import_the_training_stack(trained: TrainedModel) -> None:
-    leaked_modules(["service"], TRAINING_STACK, env={**os.environ, "BENTOML_HOME": str(trained.home)})
+    assert_none_loads(["service"], TRAINING_STACK, env={**os.environ, "BENTOML_HOME": str(trained.home)})
 
 
 def test_the_torchserve_handler_needs_no_bentoml_and_no_web_framework() -> None:
-    leaked_modules(["exporters.torchserve_handler"], WEB_STACK + TRAINING_STACK)
+    assert_none_loads(["exporters.torchserve_handler"], WEB_STACK + TRAINING_STACK)
 
 
 @pytest.mark.parametrize("part", ["models", "serving", "exporters", "train", "harness", "bench", "tests"])
