@@ -3,7 +3,7 @@
 BentoML declarations only; the parts live in ``serving/`` (settings, edge, errors, decoding,
 batching, OpenAPI, pages, Open Inference Protocol) and the model in ``models/``.
 Two topologies, the same API (``/predict``, ``/predict_batch``, ``/metadata``):
-- ``FaceAttributes`` (the default, and what ``bentofile.yaml`` builds): the API process decodes
+- ``FaceAttributes`` (the default of the bento and its image): the API process decodes
   and validates each upload and applies the shared preprocessing; the ``AttributeClassifier``
   worker (a GPU when there is one) batches uint8 pixel arrays from concurrent requests and runs
   the TorchScript model. Decoding scales apart from inference: the shape for a GPU.
@@ -13,6 +13,9 @@ Two topologies, the same API (``/predict``, ``/predict_batch``, ``/metadata``):
 
     bentoml serve                                  # http://localhost:3000, Swagger UI at /
     bentoml serve service:FaceAttributesOneProcess
+
+The bento (``bentofile.yaml``) serves ``Selected``: ``FaceAttributes`` unless
+``FACE_ATTRIBUTES_TOPOLOGY=one-process``, so one container image serves either topology.
 """
 
 import functools
@@ -41,7 +44,7 @@ from serving.handlers import json_errors
 from serving.images import pixels_from_upload
 from serving.openapi import Examples, document_service
 from serving.predictions import ModelMetadata, Prediction, to_prediction
-from serving.settings import MODEL_ENV, Settings, SettingsError
+from serving.settings import MODEL_ENV, ONE_PROCESS, Settings, SettingsError
 
 # BentoML records an OpenTelemetry span per request even with no exporter configured, and keeps
 # them alive after the requests end (measured: +32 MiB in the worker over 20,000 requests). The
@@ -184,7 +187,7 @@ class FaceAttributes(FaceAttributesAPI):
 
 # One process per CPU core, each with one torch thread. Measured on 2 cores at 32 clients:
 # 2 processes x 1 thread 513 req/s; 1 process x 2 threads 325; 3 processes x 1 thread 498.
-@bentoml.service(name="face-attributes-one-process", workers="cpu_count", traffic={"timeout": 60})
+@bentoml.service(name="face-attributes", workers="cpu_count", traffic={"timeout": 60})
 @bentoml.asgi_app(app, path="/")
 class FaceAttributesOneProcess(FaceAttributesAPI):
     """Face attributes (CelebA's 40) from an uploaded image."""
@@ -217,3 +220,8 @@ def build_openapi_document(api: FaceAttributesAPI) -> dict[str, Any]:
 
 FaceAttributes.add_asgi_middleware(Edge, settings=SETTINGS)
 FaceAttributesOneProcess.add_asgi_middleware(Edge, settings=SETTINGS)
+
+# What the bento serves (bentofile.yaml): one image, either topology, chosen where it runs (the
+# Kubernetes cpu overlay sets one-process). BentoML's own `--arg` cannot do this: a built bento
+# replaces serve-time arguments with its build-time ones.
+Selected = FaceAttributesOneProcess if SETTINGS.topology == ONE_PROCESS else FaceAttributes

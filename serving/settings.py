@@ -21,6 +21,9 @@ MAX_IMAGES_ENV = "FACE_ATTRIBUTES_MAX_BATCH_IMAGES"
 MAX_PIXELS_ENV = "FACE_ATTRIBUTES_MAX_PIXELS"
 MAX_BATCH_SIZE_ENV = "FACE_ATTRIBUTES_MAX_BATCH_SIZE"
 DRAIN_ENV = "FACE_ATTRIBUTES_WORKER_DRAIN_SECONDS"
+TOPOLOGY_ENV = "FACE_ATTRIBUTES_TOPOLOGY"
+
+SPLIT, ONE_PROCESS = "split", "one-process"
 
 DEFAULT_MAX_IMAGES = 32
 
@@ -42,6 +45,7 @@ class Settings:
     # clients make batches of 7-10 images.
     max_batch_size: int = 2 * DEFAULT_MAX_IMAGES
     worker_drain_seconds: float = 5.0
+    topology: str = SPLIT
 
     @classmethod
     def from_env(
@@ -105,6 +109,12 @@ def _model_tag(text: str) -> str:
     return text
 
 
+def _topology(text: str) -> str:
+    if text not in (SPLIT, ONE_PROCESS):
+        raise ValueError(text)
+    return text
+
+
 def _token(text: str) -> str:
     if any(ord(character) < 33 or ord(character) > 126 for character in text):
         raise ValueError(text)  # it travels in an HTTP header: printable ASCII, no spaces
@@ -130,6 +140,10 @@ VARIABLES = (
              f"twice `{MAX_IMAGES_ENV}`"),
     Variable(DRAIN_ENV, "worker_drain_seconds", "seconds, 0 or more",
              "how long the inference worker keeps answering after SIGTERM", _seconds),
+    Variable(TOPOLOGY_ENV, "topology", f"`{SPLIT}` or `{ONE_PROCESS}`",
+             "what the bento (and its image) serves: the API process plus a batched inference worker "
+             "(`FaceAttributes`, for GPUs), or one process per CPU core (`FaceAttributesOneProcess`, "
+             "about twice the requests per second on CPU-only nodes)", _topology),
 )  # fmt: skip
 
 assert {v.field for v in VARIABLES} == {f.name for f in fields(Settings)}, "every setting has one variable"

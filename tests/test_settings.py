@@ -19,6 +19,7 @@ from serving.settings import (
     MAX_PIXELS_ENV,
     MODEL_ENV,
     TOKEN_ENV,
+    TOPOLOGY_ENV,
     VARIABLES,
     Settings,
     SettingsError,
@@ -37,6 +38,7 @@ VALID: dict[str, tuple[str, Any]] = {
     MAX_PIXELS_ENV: ("1_000_000", 1_000_000),
     MAX_BATCH_SIZE_ENV: ("3", 3),
     DRAIN_ENV: ("2.5", 2.5),
+    TOPOLOGY_ENV: ("one-process", "one-process"),
 }
 
 INVALID = [
@@ -56,6 +58,8 @@ INVALID = [
     (MODEL_ENV, "a:b:c"),
     (TOKEN_ENV, "two words"),
     (TOKEN_ENV, "tök3n"),
+    (TOPOLOGY_ENV, "one_process"),
+    (TOPOLOGY_ENV, "gpu"),
 ]
 
 
