@@ -8,7 +8,7 @@ MODEL ?= face-attributes:latest
 SERVICE ?= service:FaceAttributes
 # BENTOML_HOME set by the caller is passed through untouched (default: ~/bentoml).
 
-.PHONY: install browser model serve test lint format soak bench profile clean
+.PHONY: install browser engine model serve image test lint format soak bench profile clean
 
 # pip, not uv: only pip takes the local CPU wheel of torch==2.13.0 (see GOTCHAS).
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -36,7 +36,23 @@ browser:
 		} >$${TMPDIR:-/tmp}/face-attributes-apt.log 2>&1 || { tail -n 3 $${TMPDIR:-/tmp}/face-attributes-apt.log; \
 		echo "could not install chromium with apt-get (above): the browser tests will skip"; }
 
-test: install browser
+# Debian's docker.io (its client has BuildKit built in) and debootstrap (for a local base image
+# where python:3.11-slim cannot be pulled), for `make image` and the container tests. dockerd is
+# started by those commands when none runs. Where apt-get cannot install them, those tests skip.
+engine:
+	@command -v dockerd >/dev/null 2>&1 && command -v debootstrap >/dev/null 2>&1 || { apt-get update -qq \
+		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 \
+		--no-install-recommends docker.io debootstrap; } >$${TMPDIR:-/tmp}/face-attributes-apt.log 2>&1 \
+		|| { tail -n 3 $${TMPDIR:-/tmp}/face-attributes-apt.log; \
+		echo "could not install docker.io with apt-get (above): the container tests will skip"; }
+
+# The bento and its container image, tagged with the bento's version (last line printed).
+# TORCH=cuda builds the GPU image (torch's CUDA build), tagged <version>-cuda.
+TORCH ?= cpu
+image: model engine
+	$(BIN)/python -m container --torch $(TORCH)
+
+test: install browser engine
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
