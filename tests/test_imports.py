@@ -19,9 +19,10 @@ MAY_IMPORT = {
     "serving": {"models", "serving"},
     "service": {"models", "serving"},
     "exporters": {"models", "serving", "exporters"},
-    "harness": {"models", "serving", "train", "harness"},
+    "container": {"models", "container"},
+    "harness": {"models", "serving", "train", "container", "harness"},
     "bench": {"models", "serving", "train", "harness", "bench"},
-    "tests": {"models", "serving", "train", "exporters", "harness", "tests"},
+    "tests": {"models", "serving", "train", "exporters", "container", "harness", "tests"},
 }
 PARTS = set(MAY_IMPORT)
 TRAINING_STACK = ("pytorch_lightning", "lightning", "torchmetrics", "train")

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from harness.server import ROOT
-from serving.settings import TOKEN_ENV
+from serving.settings import ONE_PROCESS, TOKEN_ENV, TOPOLOGY_ENV
 
 KUBERNETES = ROOT / "deploy" / "kubernetes"
 OVERLAYS = ("cpu", "gpu")
@@ -77,6 +77,26 @@ def test_the_objects_point_at_each_other(overlay: str) -> None:
 def test_the_token_comes_from_a_secret_under_the_name_the_service_reads(overlay: str) -> None:
     env = {e["name"]: e for e in container(render(overlay))["env"]}
     assert "secretKeyRef" in env[TOKEN_ENV]["valueFrom"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_root_filesystem_is_read_only_with_empty_dirs_where_bentoml_writes(overlay: str) -> None:
+    """tests/test_container.py runs the image this way; this checks the manifests offline."""
+    deployment = render(overlay)["Deployment"]
+    spec, mounted = deployment["spec"]["template"]["spec"], container({"Deployment": deployment})
+    assert mounted["securityContext"]["readOnlyRootFilesystem"] is True
+    volumes = {volume["name"]: volume for volume in spec["volumes"]}
+    mounts = {mount["mountPath"]: volumes[mount["name"]] for mount in mounted["volumeMounts"]}
+    assert set(mounts) == {"/tmp", "/home/bentoml/prometheus_multiproc_dir"}
+    assert all("emptyDir" in volume for volume in mounts.values())
+
+
+def test_the_cpu_overlay_serves_one_process_and_the_gpu_overlay_the_split() -> None:
+    topology = {
+        overlay: {e["name"]: e.get("value") for e in container(render(overlay))["env"]}.get(TOPOLOGY_ENV)
+        for overlay in OVERLAYS
+    }
+    assert topology == {"cpu": ONE_PROCESS, "gpu": None}  # unset: the bento's default, the split
 
 
 def test_only_the_gpu_overlay_asks_for_a_gpu() -> None:

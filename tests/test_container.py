@@ -1,0 +1,183 @@
+"""The bento's image, built with ``make image``'s code and run exactly as deploy/kubernetes runs it.
+
+Needs a Docker engine (``make test`` installs Debian's docker.io where it can; elsewhere these tests
+skip and say why). Each overlay's rendered Deployment gives every run option (harness/pod.py): the
+cpu overlay runs the one-process topology, the gpu overlay the split one (here without a GPU).
+"""
+
+import asyncio
+import base64
+import subprocess
+import time
+from collections.abc import Iterator
+
+import httpx
+import numpy as np
+import pytest
+
+from container.base import base_image
+from container.build import BuiltImage, build_bento, containerize
+from container.engine import Engine, EngineUnavailable, engine
+from harness.faces import face_jpeg
+from harness.inflight import REQUESTS, requests_then_sigterm
+from harness.pod import Pod, quantity_bytes, running_pod
+from models.attributes import ATTRIBUTES
+from models.names import PROTOCOL_MODEL_NAME
+
+from .bad_uploads import truncated
+from .conftest import TrainedModel, copy_home
+from .test_kubernetes import render
+
+pytestmark = pytest.mark.slow
+
+TOKEN = "container-test-token"
+SECRETS = {"face-attributes-api-token": {"token": TOKEN}}  # what the README's `kubectl create secret` makes
+AUTHORIZED = {"Authorization": f"Bearer {TOKEN}"}
+WORKER = "_bentoml_impl.worker.service"
+
+
+@pytest.fixture(scope="session")
+def docker() -> Iterator[Engine]:
+    """The running engine, or dockerd started for the session and stopped after it."""
+    try:
+        context = engine()
+        running = context.__enter__()
+    except EngineUnavailable as error:
+        pytest.skip(f"no container engine here: {error}")
+    try:
+        yield running
+    finally:
+        context.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def image(
+    docker: Engine, trained: TrainedModel, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[BuiltImage]:
+    home = copy_home(trained.home, tmp_path_factory.mktemp("image") / "home")
+    base_image(docker)
+    built = containerize(docker, build_bento(home), home)
+    yield built
+    docker.run("rmi", built.reference, check=False)
+
+
+@pytest.fixture(scope="module", params=("cpu", "gpu"))
+def pod(request: pytest.FixtureRequest, docker: Engine, image: BuiltImage) -> Iterator[Pod]:
+    with running_pod(docker, render(request.param)["Deployment"], image.reference, SECRETS) as running:
+        running.wait_until_started()
+        yield running
+
+
+def process_status(pod: Pod, pid: int = 1) -> dict[str, str]:
+    """/proc/PID/status inside the container: what the kernel enforces on the server process."""
+    text = pod.engine.run("exec", pod.name, "cat", f"/proc/{pid}/status").stdout
+    return dict(line.split(":\t", 1) for line in text.splitlines() if ":\t" in line)
+
+
+def test_the_server_runs_as_the_manifest_says(pod: Pod) -> None:
+    status = process_status(pod)
+    security = pod.spec["securityContext"]
+    assert status["Uid"].split()[0] == str(security["runAsUser"]) != "0"
+    assert status["Gid"].split()[0] == str(security["runAsGroup"])
+    assert str(security["fsGroup"]) in status["Groups"].split()
+    assert int(status["CapEff"], 16) == 0  # capabilities: drop ALL
+    assert status["NoNewPrivs"].strip() == "1"  # allowPrivilegeEscalation: false
+
+
+def test_the_root_filesystem_is_read_only_and_the_volumes_writable(pod: Pod) -> None:
+    assert pod.container["securityContext"]["readOnlyRootFilesystem"] is True
+    write = pod.engine.run("exec", pod.name, "touch", "/home/bentoml/bento/written", check=False)
+    assert write.returncode != 0 and "Read-only file system" in write.stderr
+    for mount in pod.container["volumeMounts"]:
+        pod.engine.run("exec", pod.name, "touch", f"{mount['mountPath']}/written")
+
+
+def test_the_memory_limit_holds(pod: Pod) -> None:
+    limit = quantity_bytes(pod.container["resources"]["limits"]["memory"])
+    script = "cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes"
+    assert int(pod.engine.run("exec", pod.name, "sh", "-c", script).stdout) == limit
+
+
+@pytest.mark.parametrize("kind", ["startupProbe", "readinessProbe", "livenessProbe"])
+def test_every_probe_passes_once_started(pod: Pod, kind: str) -> None:
+    assert pod.answers(pod.probe(kind))
+
+
+def test_the_overlay_picks_the_topology(pod: Pod) -> None:
+    workers = [args for _, args in pod.processes() if WORKER in args]
+    split = any("--service-name AttributeClassifier" in args for args in workers)
+    env = {variable["name"]: variable.get("value") for variable in pod.container["env"]}
+    assert split == (env.get("FACE_ATTRIBUTES_TOPOLOGY") != "one-process")
+    assert len(workers) >= 2  # one-process: one per core (2 here); split: the API and the worker
+
+
+def test_prediction_needs_the_token_from_the_secret(pod: Pod) -> None:
+    files = {"image": ("face.jpg", face_jpeg(1), "image/jpeg")}
+    assert httpx.post(f"{pod.url}/predict", files=files, timeout=30).status_code == 401
+    answer = httpx.post(f"{pod.url}/predict", files=files, headers=AUTHORIZED, timeout=30)
+    assert answer.status_code == 200 and len(answer.json()["attributes"]) == 40
+
+
+def test_the_api_answers_in_the_container(pod: Pod, trained: TrainedModel) -> None:
+    with httpx.Client(base_url=pod.url, headers=AUTHORIZED, timeout=30) as http:
+        files = [("images", (f"{i}.jpg", face_jpeg(i), "image/jpeg")) for i in range(3)]
+        batch = http.post("/predict_batch", files=files)
+        assert batch.status_code == 200 and [p["model"] for p in batch.json()] == [trained.tag] * 3
+        assert http.get("/metadata").json()["model"] == trained.tag
+        body = {"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1],
+                            "data": [base64.b64encode(face_jpeg(0)).decode()]}]}  # fmt: skip
+        infer = http.post(f"/v2/models/{PROTOCOL_MODEL_NAME}/infer", json=body)
+        assert infer.status_code == 200, infer.text
+        (output,) = infer.json()["outputs"]
+        single = http.post("/predict", files={"image": ("face.jpg", face_jpeg(0), "image/jpeg")}).json()
+        by_name = {a["name"]: a["probability"] for a in single["attributes"]}
+        assert np.allclose(output["data"], [by_name[name] for name in ATTRIBUTES], atol=1e-6)
+
+
+def test_a_bad_upload_is_a_4xx_and_the_server_carries_on(pod: Pod) -> None:
+    with httpx.Client(base_url=pod.url, headers=AUTHORIZED, timeout=30) as http:
+        bad = http.post("/predict", files={"image": ("face.jpg", truncated(face_jpeg(2)), "image/jpeg")})
+        assert 400 <= bad.status_code < 500 and "error" in bad.json()
+        assert (
+            http.post("/predict", files={"image": ("face.jpg", face_jpeg(2), "image/jpeg")}).status_code
+            == 200
+        )
+
+
+def test_a_dead_inference_process_fails_liveness_and_a_restart_recovers(pod: Pod) -> None:
+    """Inside a container BentoML respawns nothing: the kubelet's restart is the recovery."""
+    workers = [pid for pid, args in pod.processes() if WORKER in args]
+    inference = [
+        pid for pid, args in pod.processes() if "--service-name AttributeClassifier" in args
+    ] or workers
+    subprocess.run(
+        ["kill", "-KILL", *map(str, inference)], check=True
+    )  # the container's processes, from the host
+    failed_after = pod.wait_until_liveness_fails()
+    assert failed_after <= pod.probe("livenessProbe").budget + pod.probe("livenessProbe").timeout
+    pod.engine.run("restart", "--time", str(pod.spec["terminationGracePeriodSeconds"]), pod.name)
+    pod.wait_until_started()
+    answer = httpx.post(f"{pod.url}/predict", files={"image": ("f.jpg", face_jpeg(3), "image/jpeg")},
+                        headers=AUTHORIZED, timeout=30)  # fmt: skip
+    assert answer.status_code == 200 and len(answer.json()["attributes"]) == 40
+
+
+def test_sigterm_answers_every_request_in_flight_and_exits_0_in_the_grace_period(pod: Pod) -> None:
+    """Last in the file: it stops the container, as the kubelet does when a pod is deleted."""
+    grace = pod.spec["terminationGracePeriodSeconds"]
+    stopping: list[tuple[subprocess.Popen, float]] = []
+
+    def sigterm() -> None:  # `docker stop`: SIGTERM, then SIGKILL once the grace period is over
+        stop = subprocess.Popen(
+            [pod.engine.client, "stop", "--time", str(grace), pod.name], stdout=subprocess.DEVNULL
+        )
+        stopping.append((stop, time.monotonic()))
+
+    outcomes = asyncio.run(requests_then_sigterm(pod.url, sigterm, headers=AUTHORIZED))
+    ((stop, started),) = stopping
+    stop.wait(timeout=grace + 30)
+    stopped_after = time.monotonic() - started
+    assert outcomes == [200] * REQUESTS
+    state = pod.state()
+    assert (state["Running"], state["ExitCode"], state["OOMKilled"]) == (False, 0, False), pod.logs()[-3000:]
+    assert stopped_after < grace
