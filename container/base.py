@@ -3,7 +3,8 @@
 The equivalent is Debian bookworm (the release ``python:3.11-slim`` is built on, with the same
 Python 3.11) made by ``debootstrap --variant=minbase`` from the mirror in this host's apt sources,
 plus ``uv`` (what BentoML's Dockerfile installs packages with) and the host's extra CA certificates,
-so package installs inside the build reach the same registries the host does.
+so package installs inside the build reach the same registries the host does. It is tagged
+``python:3.11-slim``, the name the bento's Dockerfile uses (``docker rmi`` it to pull the real one).
 """
 
 import re
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from container.engine import Engine
 
-REGISTRY_BASE = "python:3.11-slim"  # BentoML's default for this bento (debian, Python 3.11)
+REGISTRY_BASE = "python:3.11-slim"  # what bentofile.yaml names (BentoML's default for Python 3.11)
 LOCAL_BASE = "face-attributes-base:bookworm-python3.11"
 SUITE = "bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
@@ -29,14 +30,16 @@ IMAGE_ENV = (f"SSL_CERT_FILE={CERTIFICATES}", "UV_SYSTEM_CERTS=1")
 
 
 def base_image(engine: Engine) -> str:
-    """The image to build on: the registry's where it is here or can be pulled, else the local one."""
+    """Make sure the base the bento's Dockerfile names is here: pulled, or else built locally and
+    tagged with that name, so the bento is the same on both routes. Says which route it took."""
     if engine.has_image(REGISTRY_BASE):
-        return REGISTRY_BASE
+        return f"{REGISTRY_BASE} (already here)"
     if engine.run("pull", REGISTRY_BASE, check=False, timeout=300).returncode == 0:
-        return REGISTRY_BASE
+        return f"{REGISTRY_BASE} (pulled)"
     if not engine.has_image(LOCAL_BASE):
         build_local_base(engine)
-    return LOCAL_BASE
+    engine.run("tag", LOCAL_BASE, REGISTRY_BASE)
+    return f"{REGISTRY_BASE} (cannot be pulled: built here as {LOCAL_BASE})"
 
 
 def host_mirror() -> str:

@@ -7,6 +7,7 @@ cpu overlay runs the one-process topology, the gpu overlay the split one (here w
 
 import asyncio
 import base64
+import contextlib
 import subprocess
 import time
 from collections.abc import Iterator
@@ -39,15 +40,12 @@ WORKER = "_bentoml_impl.worker.service"
 @pytest.fixture(scope="session")
 def docker() -> Iterator[Engine]:
     """The running engine, or dockerd started for the session and stopped after it."""
-    try:
-        context = engine()
-        running = context.__enter__()
-    except EngineUnavailable as error:
-        pytest.skip(f"no container engine here: {error}")
-    try:
+    with contextlib.ExitStack() as stack:
+        try:
+            running = stack.enter_context(engine())
+        except EngineUnavailable as error:
+            pytest.skip(f"no container engine here: {error}")
         yield running
-    finally:
-        context.__exit__(None, None, None)
 
 
 @pytest.fixture(scope="session")
