@@ -75,7 +75,9 @@ def engine() -> Iterator[Engine]:
         raise EngineUnavailable("no docker daemon answers and dockerd is not installed")
     if os.geteuid() != 0:
         raise EngineUnavailable("no docker daemon answers and only root can start dockerd")
-    with tempfile.TemporaryDirectory(prefix="face-attributes-dockerd-") as scratch:
+    # dockerd leaves its network namespace mount in the exec root: cleaning up may find it busy.
+    scratch_dir = tempfile.TemporaryDirectory(prefix="face-attributes-dockerd-", ignore_cleanup_errors=True)
+    with scratch_dir as scratch:
         log_path = Path(scratch) / "dockerd.log"
         with log_path.open("wb") as log:
             process = subprocess.Popen(

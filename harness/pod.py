@@ -116,9 +116,16 @@ class Pod:
         return result.stdout + result.stderr
 
     def processes(self) -> list[tuple[int, str]]:
-        """(host pid, command line) of every process in the container."""
-        lines = self.engine.run("top", self.name, "-o", "pid,args").stdout.splitlines()[1:]
-        return [(int(pid), args) for pid, args in (line.strip().split(None, 1) for line in lines)]
+        """(host pid, full command line) of every process in the container. From /proc, not
+        `docker top`'s args column: ps cuts it to 80 characters when dockerd has no terminal."""
+        pids = self.engine.run("top", self.name, "-o", "pid").stdout.split()[1:]
+        found = []
+        for pid in map(int, pids):
+            try:
+                found.append((pid, Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()))
+            except FileNotFoundError:  # ended since `docker top` listed it
+                continue
+        return found
 
     def state(self) -> dict:
         """Docker's record of the container: Running, ExitCode, OOMKilled, ..."""
