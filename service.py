@@ -45,6 +45,7 @@ from serving.images import pixels_from_upload
 from serving.openapi import Examples, document_service
 from serving.predictions import ModelMetadata, Prediction, to_prediction
 from serving.settings import MODEL_ENV, ONE_PROCESS, Settings, SettingsError
+from serving.siblings import Siblings
 
 # BentoML records an OpenTelemetry span per request even with no exporter configured, and keeps
 # them alive after the requests end (measured: +32 MiB in the worker over 20,000 requests). The
@@ -187,6 +188,8 @@ class FaceAttributes(FaceAttributesAPI):
 
 # One process per CPU core, each with one torch thread. Measured on 2 cores at 32 clients:
 # 2 processes x 1 thread 513 req/s; 1 process x 2 threads 325; 3 processes x 1 thread 498.
+# Named as the split's API: a bento serves only services its bento.yaml names, and the bento's
+# image runs this one too (FACE_ATTRIBUTES_TOPOLOGY=one-process, see Selected below).
 @bentoml.service(name="face-attributes", workers="cpu_count", traffic={"timeout": 60})
 @bentoml.asgi_app(app, path="/")
 class FaceAttributesOneProcess(FaceAttributesAPI):
@@ -202,6 +205,12 @@ class FaceAttributesOneProcess(FaceAttributesAPI):
             "face_attributes_batch_size", "Images per forward pass", buckets=BATCH_SIZE_BUCKETS
         )
         self.batcher = MicroBatcher(self._forward, SETTINGS.max_batch_size)
+        self.siblings = Siblings()
+
+    async def __is_alive__(self) -> bool:
+        """Alive while every worker runs: in a container a dead one is never restarted, so a
+        failing /livez is what gets the pod restarted instead of serving on at part capacity."""
+        return self.siblings.all_running()
 
     def _forward(self, pixels: np.ndarray) -> np.ndarray:
         self.batch_sizes.observe(len(pixels))

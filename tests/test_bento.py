@@ -8,6 +8,7 @@ import httpx
 import pytest
 import yaml
 
+from container.build import build_bento
 from harness.faces import face_jpeg
 from harness.server import BENTOML, ROOT, serving
 
@@ -39,8 +40,7 @@ def assert_serves(target: str, home: Path, cwd: Path) -> None:
 @pytest.fixture(scope="module")
 def built(trained: TrainedModel, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     home = copy_home(trained.home, tmp_path_factory.mktemp("build") / "home")
-    tag = bentoml_cli(home, "build", "-o", "tag").strip().splitlines()[-1].removeprefix("__tag__:")
-    return home, tag
+    return home, build_bento(home)
 
 
 def test_build_embeds_the_model_and_only_serving_code(built: tuple[Path, str], trained: TrainedModel) -> None:
