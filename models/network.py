@@ -143,7 +143,11 @@ def load_pretrained_backbone(network: ResNet, weights: Path) -> list[str]:
         raise ValueError(f"{weights}: expected a state dict, found {type(state).__name__}")
     skipped = sorted(k for k in state if k.startswith("fc."))
     backbone = {k: v for k, v in state.items() if not k.startswith("fc.")}
-    missing, unexpected = network.load_state_dict(backbone, strict=False)
+    try:
+        missing, unexpected = network.load_state_dict(backbone, strict=False)
+    except RuntimeError as error:  # a tensor of another shape: torch lists every one of them
+        first = str(error).splitlines()[1].strip() if "\n" in str(error) else str(error)
+        raise ValueError(f"{weights}: does not match the architecture ({first})") from None
     missing = [k for k in missing if not k.startswith("fc.")]
     if missing or unexpected:
         raise ValueError(

@@ -1,11 +1,9 @@
-import csv
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from models.attributes import ATTRIBUTES
 from train.celeba import CelebAFormatError, Partition, read_celeba
 from train.synthetic import generate
 
@@ -22,25 +20,11 @@ def kaggle(kaggle_source: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(kaggle_source, tmp_path / "celeba"))
 
 
-def to_original_layout(kaggle: Path, root: Path) -> Path:
-    """Rewrite a Kaggle-layout folder exactly as the original CelebA release lays it out."""
-    with open(kaggle / "list_attr_celeba.csv") as file:
-        rows = list(csv.reader(file))[1:]
-    with open(kaggle / "list_eval_partition.csv") as file:
-        partitions = list(csv.reader(file))[1:]
-    (root / "Anno").mkdir(parents=True)
-    (root / "Eval").mkdir()
-    lines = [f"{len(rows)}\n", " ".join(ATTRIBUTES) + " \n"]
-    lines += [f"{row[0]} " + " ".join(f"{int(v):2d}" for v in row[1:]) + "\n" for row in rows]
-    (root / "Anno" / "list_attr_celeba.txt").write_text("".join(lines))
-    (root / "Eval" / "list_eval_partition.txt").write_text("".join(f"{i} {p}\n" for i, p in partitions))
-    shutil.copytree(kaggle / "img_align_celeba" / "img_align_celeba", root / "Img" / "img_align_celeba")
-    return root
-
-
 @pytest.fixture
-def original(kaggle_source: Path, tmp_path: Path) -> Path:
-    return to_original_layout(kaggle_source, tmp_path / "original")
+def original(tmp_path: Path) -> Path:
+    """The same images and labels as ``kaggle``, in the original release's layout."""
+    generate(tmp_path / "original", n=30, seed=1, layout="original")
+    return tmp_path / "original"
 
 
 def test_both_layouts_read_the_same_labels_and_partitions(kaggle: Path, original: Path) -> None:

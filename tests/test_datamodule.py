@@ -1,11 +1,14 @@
+import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from models.preprocess import FacePreset
 from train.celeba import Partition
-from train.datamodule import CelebADataModule, TrainAugment
+from train.datamodule import CelebADataModule, FaceImages, TrainAugment
+from train.errors import ImageReadError
 
 
 def test_batches_are_uint8_pixels_and_float_labels(synthetic_dir: Path) -> None:
@@ -22,14 +25,30 @@ def test_only_training_is_augmented(synthetic_dir: Path) -> None:
     assert isinstance(train.augment, TrainAugment)
     assert val.augment is None and datamodule.dataset(Partition.TEST).augment is None
     assert torch.equal(val[0][0], val[0][0])
-    torch.manual_seed(0)
-    assert any(not torch.equal(train[0][0], train[0][0]) for _ in range(5))
+    assert not torch.equal(train[(0, 1)][0], train[0][0])  # seed 1 shifts the image
 
 
 def test_augmentation_keeps_shape_and_dtype() -> None:
     pixels = torch.randint(0, 256, (3, 64, 64), dtype=torch.uint8)
-    out = TrainAugment()(pixels)
+    out = TrainAugment()(pixels, torch.Generator().manual_seed(0))
     assert out.shape == pixels.shape and out.dtype == torch.uint8
+
+
+def test_an_image_is_augmented_by_its_seed_alone(synthetic_dir: Path) -> None:
+    train = CelebADataModule(synthetic_dir, FacePreset()).dataset(Partition.TRAIN)
+    torch.manual_seed(0)
+    first = train[(5, 42)][0]
+    torch.manual_seed(1)  # the global generator plays no part
+    assert torch.equal(train[(5, 42)][0], first)
+    assert sum(not torch.equal(train[(5, seed)][0], first) for seed in range(10)) >= 8
+
+
+def test_an_unreadable_image_is_named(synthetic_dir: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "000001.jpg"
+    broken.write_bytes(b"not a jpeg")
+    images = FaceImages([broken], np.zeros((1, 40), dtype=np.float32), FacePreset())
+    with pytest.raises(ImageReadError, match=rf"^{re.escape(str(broken))}: cannot be read as an image"):
+        images[0]
 
 
 def test_describe_reports_partition_sizes_and_rendered_attributes(synthetic_dir: Path) -> None:
@@ -69,5 +88,5 @@ def test_augmenting_a_preloaded_image_leaves_it_as_decoded(synthetic_dir: Path) 
     assert train.pixels is not None
     original = train.pixels[3].clone()
     for _ in range(20):
-        train[3]
+        train[(3, 7)]
     assert torch.equal(train.pixels[3], original)

@@ -150,6 +150,11 @@ def test_the_synthetic_set_is_made_once_and_remade_when_asked_for_another(tmp_pa
     assert len(labels.read_text().splitlines()) == 31  # remade: header + 30 rows
 
 
-@pytest.mark.parametrize(("cores", "loaders", "threads"), [(2, 1, 1), (2, 0, 2), (8, 2, 6), (2, 4, 1)])
-def test_training_math_gets_the_cores_the_loaders_leave(cores: int, loaders: int, threads: int) -> None:
-    assert training_threads(loaders, cores) == threads
+@pytest.mark.parametrize(
+    ("cores", "processes", "loaders", "threads"),
+    [(2, 1, 1, 1), (2, 1, 0, 2), (8, 1, 2, 6), (2, 1, 4, 1), (2, 2, 0, 1), (16, 2, 2, 6), (8, 4, 1, 1)],
+)
+def test_training_math_gets_its_share_of_the_cores_the_loaders_leave(
+    cores: int, processes: int, loaders: int, threads: int
+) -> None:
+    assert training_threads(loaders, processes, cores=cores) == threads

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from models.attributes import ATTRIBUTES, NUM_ATTRIBUTES
+from train.errors import UserInputError
 
 
 class Partition(IntEnum):
@@ -33,7 +34,7 @@ class Partition(IntEnum):
     TEST = 2
 
 
-class CelebAFormatError(ValueError):
+class CelebAFormatError(UserInputError, ValueError):
     def __init__(self, path: Path, line: int | None, problem: str) -> None:
         where = f"{path}:{line}" if line is not None else str(path)
         super().__init__(f"{where}: {problem}")

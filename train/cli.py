@@ -3,16 +3,24 @@
     python -m train                                  # the demo model on the synthetic set
     python -m train --data-dir ~/data/celeba --arch resnet50 --resize-size 160 --crop-size 160 \\
         --accelerator gpu --devices 2 --strategy ddp --precision bf16-mixed
+    python -m train --resume last                    # continue an interrupted run
 
-With no --data-dir the synthetic set is generated into --synthetic-dir first (once).
+With no --data-dir the synthetic set is generated into --synthetic-dir first (once). A mistake in
+the options or the data files stops before training with one line naming it, and exit status 2.
 """
 
 import argparse
+import signal
+import sys
 from collections.abc import Sequence
 from dataclasses import asdict, fields
 from pathlib import Path
+from typing import NoReturn
+
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from models.network import ARCHITECTURES
+from train.errors import EXIT_USAGE, UserInputError, one_line
 from train.pipeline import TrainingConfig, run
 
 DEFAULTS = TrainingConfig()
@@ -55,10 +63,20 @@ def build_parser() -> argparse.ArgumentParser:
     trainer.add_argument("--max-epochs", type=int, help="epochs at most")
     trainer.add_argument("--patience", type=int, help="epochs without val AUROC gain before stopping early")
     trainer.add_argument("--accelerator", help="cpu, gpu, mps or auto")
-    trainer.add_argument("--devices", help="number of devices, a list, or auto")
+    trainer.add_argument(
+        "--devices",
+        help="devices (processes) per node: a number, a list, or auto (under torchrun: its count)",
+    )
+    trainer.add_argument("--num-nodes", type=int, help="machines taking part (torchrun, SLURM)")
     trainer.add_argument("--strategy", help="auto, ddp, ddp_spawn, fsdp...")
     trainer.add_argument("--precision", help="32-true, 16-mixed, bf16-mixed...")
     trainer.add_argument("--seed", type=int, help="seed for everything")
+    trainer.add_argument(
+        "--resume",
+        metavar="last|PATH",
+        help="continue from a checkpoint: 'last' (the --output-dir run's latest, saved every epoch and "
+        "on SIGTERM) or a .ckpt file; optimiser, schedule, early stopping and position in the epoch go on",
+    )
     trainer.add_argument(
         "--fast-dev-run",
         action="store_true",
@@ -80,4 +98,31 @@ def parse_config(argv: Sequence[str] | None = None) -> TrainingConfig:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    run(parse_config(argv))
+    config = parse_config(argv)
+    try:
+        run(config)
+    except UserInputError as error:
+        stop(f"error: {one_line(error)}", EXIT_USAGE)
+    except SIGTERMException:
+        # The checkpoint is saved (train/checkpoints.py); say so, and exit as a terminated process does.
+        stop(
+            f"stopped by SIGTERM; continue with --resume last --output-dir {config.output_dir}",
+            128 + signal.SIGTERM,
+        )
+    except RuntimeError as error:
+        if not another_process_failed(error):
+            raise
+        stop("error: another process of this run stopped (its error is above); stopping too", 1)
+
+
+# How a collective fails when a peer process has exited (gloo's words).
+PEER_FAILURES = ("Connection closed by peer", "Connection reset by peer", "remote worker crashing")
+
+
+def another_process_failed(error: RuntimeError) -> bool:
+    return any(words in str(error) for words in PEER_FAILURES)
+
+
+def stop(message: str, status: int) -> NoReturn:
+    print(f"python -m train: {message}", file=sys.stderr)
+    raise SystemExit(status)

@@ -1,17 +1,20 @@
 """CelebA images as uint8 tensors, and the LightningDataModule over the official partition."""
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 from torch.nn import functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset
 
 from models.preprocess import FacePreset
 from train.celeba import CelebA, Partition, read_celeba
+from train.errors import ImageReadError
+from train.sharding import Shard, TrainOrder
 from train.synthetic import read_metadata
 
 
@@ -19,18 +22,19 @@ class TrainAugment:
     """Training-only augmentation on uint8 CHW pixels: horizontal flip and a small shift.
 
     Every CelebA attribute is symmetric, so flipping keeps labels true. Validation, test,
-    export and serving never augment.
+    export and serving never augment. The draws come from ``generator``, seeded per image
+    (see ``train/sharding.py``), so they do not depend on which process reads the image.
     """
 
     def __init__(self, max_shift: int = 4) -> None:
         self.max_shift = max_shift
 
-    def __call__(self, pixels: Tensor) -> Tensor:
-        if torch.rand(()) < 0.5:
+    def __call__(self, pixels: Tensor, generator: torch.Generator) -> Tensor:
+        if torch.rand((), generator=generator) < 0.5:
             pixels = pixels.flip(-1)
         s = self.max_shift
         padded = F.pad(pixels.unsqueeze(0).float(), (s, s, s, s), mode="replicate").squeeze(0)
-        dx, dy = torch.randint(0, 2 * s + 1, (2,)).tolist()
+        dx, dy = torch.randint(0, 2 * s + 1, (2,), generator=generator).tolist()
         size = pixels.shape[-1]
         return padded[:, dy : dy + size, dx : dx + size].to(torch.uint8)
 
@@ -40,7 +44,8 @@ class FaceImages(Dataset[tuple[Tensor, Tensor]]):
 
     ``preload`` decodes every image once into one tensor (N x 3 x crop x crop bytes), so later
     epochs cost no JPEG decoding: the data pipeline then needs no loader processes and the
-    training math gets every core.
+    training math gets every core. An item is an index, or (index, augmentation seed) when
+    augmenting.
     """
 
     def __init__(
@@ -61,13 +66,19 @@ class FaceImages(Dataset[tuple[Tensor, Tensor]]):
         return len(self.paths)
 
     def _decode(self, index: int) -> Tensor:
-        with Image.open(self.paths[index]) as image:
-            return torch.from_numpy(self.preset.to_pixels(image))
+        path = self.paths[index]
+        try:
+            with Image.open(path) as image:
+                return torch.from_numpy(self.preset.to_pixels(image))
+        except (UnidentifiedImageError, OSError, ValueError) as error:
+            raise ImageReadError(f"{path}: cannot be read as an image ({error})") from None
 
-    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+    def __getitem__(self, item: int | tuple[int, int]) -> tuple[Tensor, Tensor]:
+        index, seed = item if isinstance(item, tuple) else (item, None)
         pixels = self.pixels[index] if self.pixels is not None else self._decode(index)
-        if self.augment is not None:
-            pixels = self.augment(pixels)  # returns new pixels: the preloaded ones stay as decoded
+        if self.augment is not None and seed is not None:
+            # returns new pixels: the preloaded ones stay as decoded
+            pixels = self.augment(pixels, torch.Generator().manual_seed(seed))
         return pixels, self.labels[index]
 
 
@@ -77,6 +88,8 @@ def preloaded_mib(images: int, preset: FacePreset) -> float:
 
 
 class CelebADataModule(pl.LightningDataModule):
+    """The official partition; under several processes, each reads its own shard of every split."""
+
     def __init__(
         self,
         root: Path,
@@ -84,6 +97,7 @@ class CelebADataModule(pl.LightningDataModule):
         batch_size: int = 64,
         num_workers: int = 0,
         preload_mib: float = 0,
+        seed: int = 0,
     ) -> None:
         """``preload_mib``: preload each split whose decoded pixels fit in this many MiB (0: never)."""
         super().__init__()
@@ -92,14 +106,23 @@ class CelebADataModule(pl.LightningDataModule):
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.preload_mib = preload_mib
+        self.seed = seed
         self.celeba: CelebA | None = None
         self.datasets: dict[Partition, FaceImages] = {}
+        self.train_order: TrainOrder | None = None
+        self.resume_position: dict[str, int] | None = None
 
     @property
     def rendered_attributes(self) -> list[str] | None:
         """Attributes the synthetic generator drew; None for real CelebA (all are real)."""
         metadata = read_metadata(self.root)
         return None if metadata is None else list(metadata["rendered_attributes"])
+
+    @property
+    def shard(self) -> Shard:
+        """This process's shard: the trainer's rank among its processes, or the whole split."""
+        trainer = self.trainer
+        return Shard(trainer.global_rank, trainer.world_size) if trainer is not None else Shard()
 
     def setup(self, stage: str | None = None) -> None:
         if self.celeba is None:
@@ -120,29 +143,47 @@ class CelebADataModule(pl.LightningDataModule):
         """Loader processes for the split: none when preloaded (they would only copy pixels)."""
         return 0 if self.dataset(partition).pixels is not None else self.num_workers
 
-    def dataloader(self, partition: Partition) -> DataLoader:
-        dataset = self.dataset(partition)
-        training = partition == Partition.TRAIN
+    def _loader(self, partition: Partition, **order: Any) -> DataLoader:
         workers = self.loader_workers(partition)
         return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            shuffle=training,
-            # A last batch of one would break BatchNorm in training.
-            drop_last=training and len(dataset) > self.batch_size,
+            self.dataset(partition),
             num_workers=workers,
             persistent_workers=workers > 0,
             pin_memory=torch.cuda.is_available(),
+            **order,
         )
 
+    def eval_dataloader(self, partition: Partition, shard: Shard | None = None) -> DataLoader:
+        """Every image of this process's shard (by default) or of ``shard``, in file order."""
+        indices = (shard or self.shard).indices(len(self.dataset(partition)))
+        return self._loader(partition, sampler=indices, batch_size=self.batch_size)
+
     def train_dataloader(self) -> DataLoader:
-        return self.dataloader(Partition.TRAIN)
+        order = TrainOrder(len(self.dataset(Partition.TRAIN)), self.batch_size, self.shard, self.seed)
+        if self.resume_position is not None:
+            order.resume_at(**self.resume_position)
+            self.resume_position = None
+        self.train_order = order
+        return self._loader(
+            Partition.TRAIN, batch_sampler=BatchSampler(order, self.batch_size, drop_last=False)
+        )
 
     def val_dataloader(self) -> DataLoader:
-        return self.dataloader(Partition.VAL)
+        return self.eval_dataloader(Partition.VAL)
 
     def test_dataloader(self) -> DataLoader:
-        return self.dataloader(Partition.TEST)
+        return self.eval_dataloader(Partition.TEST)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Kept in every checkpoint: where training stands in the epoch's order."""
+        if self.train_order is None or self.trainer is None:
+            return {}
+        done = self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        return {"train_position": self.train_order.position(done)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """A resumed run continues with the batch after the last one the checkpoint trained."""
+        self.resume_position = state_dict.get("train_position")
 
     def describe(self) -> dict:
         """What the model card records about the data."""

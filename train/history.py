@@ -37,6 +37,13 @@ class History(Callback):
         if not trainer.sanity_checking:  # a couple of batches on the untrained model: no epoch
             self._record(trainer, VAL_KEYS)
 
+    def state_dict(self) -> dict[str, Any]:
+        """Kept in checkpoints, so that a resumed run's report has every epoch."""
+        return {"epochs": self._epochs}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._epochs = {int(epoch): dict(values) for epoch, values in state_dict["epochs"].items()}
+
     def _record(self, trainer: pl.Trainer, keys: dict[str, str]) -> None:
         metrics = trainer.callback_metrics
         values = self._epochs.setdefault(trainer.current_epoch, {})

@@ -64,8 +64,17 @@ class AttributeLitModule(pl.LightningModule):
             on_step=stage == "train",
             on_epoch=True,
             prog_bar=True,
-            sync_dist=stage != "train",
+            sync_dist=True,
         )
+        if stage == "train":  # summed over every batch of every process: all images trained on
+            self.log(
+                "train/images",
+                float(len(labels)),
+                on_step=False,
+                on_epoch=True,
+                reduce_fx="sum",
+                sync_dist=True,
+            )
         return loss
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
@@ -78,13 +87,16 @@ class AttributeLitModule(pl.LightningModule):
         self._step(batch, "test", self.test_metrics)
 
     def _log_epoch(self, metrics: MetricCollection) -> None:
+        # compute() gathers every process's predictions first: the values are the whole split's,
+        # the same on every process (sync_dist then only averages equal numbers, and says so).
         values = metrics.compute()
         prefix = metrics.prefix or ""
-        self.log(f"{prefix}auroc", values[f"{prefix}auroc"], prog_bar=True)
+        self.log(f"{prefix}auroc", values[f"{prefix}auroc"], prog_bar=True, sync_dist=True)
         for kind in ("auroc", "f1"):
             per_attribute = values[f"{prefix}{kind}_per_attribute"]
             self.log_dict(
-                {f"{prefix}{kind}/{name}": v for name, v in zip(ATTRIBUTES, per_attribute, strict=True)}
+                {f"{prefix}{kind}/{name}": v for name, v in zip(ATTRIBUTES, per_attribute, strict=True)},
+                sync_dist=True,
             )
         metrics.reset()
 

@@ -5,14 +5,16 @@ and store a face-attribute model. ``python -m train`` (``train/cli.py``) parses 
 
 import json
 import os
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+from pytorch_lightning.callbacks import Callback, EarlyStopping
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+from pytorch_lightning.utilities.exceptions import MisconfigurationException
 from torchmetrics.functional.classification import multilabel_auroc
 
 from models.attributes import ATTRIBUTES
@@ -22,11 +24,15 @@ from models.names import STORE_NAME
 from models.store import save_model
 from train import synthetic
 from train.celeba import Partition
+from train.checkpoints import MONITOR, checkpoint_callbacks
+from train.checks import check_config, resume_checkpoint
 from train.datamodule import CelebADataModule
+from train.errors import UserInputError, one_line
 from train.evaluate import build_report, collect_probabilities, format_table, write_report
 from train.history import History
 from train.lit_module import AttributeLitModule
 from train.plots import write_plots
+from train.sharding import Shard
 from train.thresholds import tune_thresholds
 
 
@@ -54,6 +60,8 @@ class TrainingConfig:
     precision: str = "32-true"
     seed: int = 0
     fast_dev_run: bool = False
+    num_nodes: int = 1
+    resume: str | None = None
     output_dir: Path = Path("runs")
     model_name: str = STORE_NAME
     no_store: bool = False
@@ -76,59 +84,45 @@ def resolve_data_dir(data_dir: Path | None, synthetic_dir: Path, synthetic_size:
     return synthetic_dir
 
 
-def training_threads(num_workers: int, cores: int | None = None) -> int:
-    """Threads for the training process's own math: the cores its data loaders leave free.
+def training_threads(num_workers: int, processes: int = 1, cores: int | None = None) -> int:
+    """Threads for each training process's own math: its share of the cores its loaders leave free.
 
-    torch takes every core by default, and its threads then fight the loader processes for
-    them. Measured on 2 cores (tiny network, 64x64, 1 loader): 868 images/s with 2 threads,
-    1,305 with 1. A preloaded split needs no loaders, so the math gets every core.
+    torch takes every core by default, and its threads then fight the loader processes (and the
+    other training processes on the node) for them. Measured on 2 cores (tiny network, 64x64,
+    1 loader): 868 images/s with 2 threads, 1,305 with 1. A preloaded split needs no loaders, so
+    the math gets every core.
     """
     available = cores if cores is not None else len(os.sched_getaffinity(0))
-    return max(1, available - num_workers)
+    return max(1, (available - processes * num_workers) // processes)
 
 
 def run(config: TrainingConfig) -> TrainingResult | None:
-    """The whole pipeline; returns the result on the main process, None on other ranks."""
+    """The whole pipeline; returns the result on the main process, None on other ranks.
+
+    Everything that can be checked is checked before training starts; a problem raises
+    ``UserInputError`` on every process alike.
+    """
+    check_config(config)
     pl.seed_everything(config.seed, workers=True)
     data_dir = resolve_data_dir(config.data_dir, config.synthetic_dir, config.synthetic_size, config.seed)
-    module = AttributeLitModule(
-        arch=config.arch,
-        resize_size=config.resize_size,
-        crop_size=config.crop_size,
-        lr=config.lr,
-        weight_decay=config.weight_decay,
-        pretrained_weights=str(config.pretrained_weights) if config.pretrained_weights else None,
-    )
+    module = build_module(config)
     datamodule = CelebADataModule(
-        data_dir, module.preset, config.batch_size, config.num_workers, config.preload_mib
+        data_dir, module.preset, config.batch_size, config.num_workers, config.preload_mib, config.seed
     )
-    torch.set_num_threads(training_threads(datamodule.loader_workers(Partition.TRAIN)))
-    checkpoint = ModelCheckpoint(
-        dirpath=config.output_dir / "checkpoints", monitor="val/auroc", mode="max", filename="best-{epoch}"
-    )
+    datamodule.setup()  # reads the annotation files: a defect stops here, naming file and line
+    resume = resume_checkpoint(config.resume, config.output_dir, dict(module.hparams))
+    checkpoints = checkpoint_callbacks(config.output_dir / "checkpoints")
     history = History()
-    trainer = pl.Trainer(
-        accelerator=config.accelerator,
-        devices=parse_devices(config.devices),
-        strategy=config.strategy,
-        precision=config.precision,
-        max_epochs=config.max_epochs,
-        fast_dev_run=config.fast_dev_run,
-        callbacks=[
-            checkpoint,
-            EarlyStopping(monitor="val/auroc", mode="max", patience=config.patience),
-            history,
-        ],
-        # TensorBoard beside the CSV log; its default hp_metric would only be a placeholder -1.
-        logger=[
-            CSVLogger(config.output_dir, name="logs"),
-            TensorBoardLogger(config.output_dir, name="tensorboard", default_hp_metric=False),
-        ],
-        enable_progress_bar=True,
-        deterministic="warn",
+    trainer = build_trainer(
+        config, [*checkpoints, EarlyStopping(monitor=MONITOR, mode="max", patience=config.patience), history]
     )
-    trainer.fit(module, datamodule=datamodule)
-    best = checkpoint.best_model_path or None  # fast_dev_run keeps no checkpoint
+    torch.set_num_threads(training_threads(datamodule.loader_workers(Partition.TRAIN), trainer.num_devices))
+    with warnings.catch_warnings():
+        # Lightning warns that a mid-epoch checkpoint resumes unreliably with a plain DataLoader;
+        # the data module restores the position in the epoch's order itself (train/sharding.py).
+        warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before")
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
+    best = checkpoints[0].best_model_path or None  # fast_dev_run keeps no checkpoint
     if best:
         state = torch.load(best, map_location=module.device, weights_only=True)["state_dict"]
         module.load_state_dict(state)
@@ -138,6 +132,57 @@ def run(config: TrainingConfig) -> TrainingResult | None:
     return finish(config, module, datamodule, history.rows)
 
 
+def build_module(config: TrainingConfig) -> AttributeLitModule:
+    try:
+        return AttributeLitModule(
+            arch=config.arch,
+            resize_size=config.resize_size,
+            crop_size=config.crop_size,
+            lr=config.lr,
+            weight_decay=config.weight_decay,
+            pretrained_weights=str(config.pretrained_weights) if config.pretrained_weights else None,
+        )
+    except ValueError as error:  # weights that do not fit the network (models/network.py)
+        raise UserInputError(f"--pretrained-weights {one_line(error)}") from None
+
+
+def build_trainer(config: TrainingConfig, callbacks: list[Callback]) -> pl.Trainer:
+    """The Lightning trainer; its own checks of accelerator, devices, strategy and precision
+    become ``UserInputError``."""
+    devices, num_nodes = parse_devices(config.devices), config.num_nodes
+    if devices == "auto" and under_torchrun():
+        # torchrun starts the processes and says how many: Lightning must match them.
+        devices = int(os.environ["LOCAL_WORLD_SIZE"])
+        num_nodes = int(os.environ["WORLD_SIZE"]) // devices
+    try:
+        return pl.Trainer(
+            accelerator=config.accelerator,
+            devices=devices,
+            num_nodes=num_nodes,
+            strategy=config.strategy,
+            precision=config.precision,
+            max_epochs=config.max_epochs,
+            fast_dev_run=config.fast_dev_run,
+            callbacks=callbacks,
+            # TensorBoard beside the CSV log; its default hp_metric would only be a placeholder -1.
+            logger=[
+                CSVLogger(config.output_dir, name="logs"),
+                TensorBoardLogger(config.output_dir, name="tensorboard", default_hp_metric=False),
+            ],
+            # The data module shards every split itself, without the padding of Lightning's sampler.
+            use_distributed_sampler=False,
+            enable_progress_bar=True,
+            deterministic="warn",
+        )
+    except (MisconfigurationException, ValueError) as error:
+        raise UserInputError(f"trainer options: {one_line(error)}") from None
+
+
+def under_torchrun() -> bool:
+    """Started by torchrun (torch.distributed.elastic), which sets these for every process."""
+    return "TORCHELASTIC_RUN_ID" in os.environ and "LOCAL_WORLD_SIZE" in os.environ
+
+
 def finish(
     config: TrainingConfig,
     module: AttributeLitModule,
@@ -145,10 +190,16 @@ def finish(
     history: list[dict[str, Any]],
 ) -> TrainingResult:
     """Thresholds on validation, the test report and its charts, the export and the store entry."""
-    val_probabilities, val_labels = collect_probabilities(module, datamodule.val_dataloader())
+    # On rank 0 alone, over whole splits: the other processes have finished.
+    whole = Shard()
+    val_probabilities, val_labels = collect_probabilities(
+        module, datamodule.eval_dataloader(Partition.VAL, whole)
+    )
     thresholds = tune_thresholds(val_probabilities, val_labels)
     val_auroc = float(multilabel_auroc(val_probabilities, val_labels.int(), len(ATTRIBUTES), average="macro"))
-    test_probabilities, test_labels = collect_probabilities(module, datamodule.test_dataloader())
+    test_probabilities, test_labels = collect_probabilities(
+        module, datamodule.eval_dataloader(Partition.TEST, whole)
+    )
     report = build_report(
         test_probabilities, test_labels, thresholds, val_auroc, datamodule.rendered_attributes
     )

@@ -1,4 +1,4 @@
-"""Generate a synthetic data set in CelebA's Kaggle layout whose images show their labels.
+"""Generate a synthetic data set in CelebA's file layouts whose images show their labels.
 
 Each image is a drawn face (178x218 JPEG, like ``img_align_celeba``) whose visible features
 encode the ``RENDERED`` attributes, with CelebA-like correlations (only men are bald or
@@ -7,13 +7,18 @@ variation (position, scale, tilt, skin tone, background, noise). The other attri
 are noise labels drawn at CelebA's prevalence, so a model cannot learn them.
 
     python -m train.synthetic --out data/synthetic --n 6000 --seed 0
+    python -m train.synthetic --out data/celeba-sized --n 202599 --layout original --processes 2
 
-Same arguments, same bytes: each image has its own generator seeded by (seed, index).
+Same arguments, same bytes, however many processes draw them: each image has its own generator
+seeded by (seed, index).
 """
 
 import argparse
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
+from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +31,9 @@ WIDTH, HEIGHT = 178, 218
 JPEG_QUALITY = 90
 METADATA_FILE = "synthetic_metadata.json"
 IMAGE_DIR = Path("img_align_celeba") / "img_align_celeba"
+# The original release's folders (the Google Drive one): see train/celeba.py.
+ORIGINAL_IMAGE_DIR = Path("Img") / "img_align_celeba"
+LAYOUTS = ("kaggle", "original")
 SPLIT_FRACTIONS = (0.8, 0.1, 0.1)  # train / val / test, contiguous ids like CelebA's
 GENERATOR_VERSION = 1  # bump when the drawing changes, so stale generated sets are remade
 
@@ -256,35 +264,66 @@ def partition_of(index: int, n: int) -> int:
     return 0 if index < train_end else 1 if index < val_end else 2
 
 
-def generate(out: Path, n: int, seed: int) -> None:
-    """Write ``n`` images, both CSVs and the metadata file under ``out``."""
+def generate(out: Path, n: int, seed: int, *, layout: str = "kaggle", processes: int = 1) -> None:
+    """Write ``n`` images, the attribute and partition files and the metadata file under ``out``,
+    in CelebA's Kaggle layout (CSV files) or its original one (text files); ``processes`` draw
+    the images in parallel."""
     if n < 10:
         raise ValueError("n must be at least 10 so that every partition has images")
-    image_dir = out / IMAGE_DIR
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    image_dir = out / (IMAGE_DIR if layout == "kaggle" else ORIGINAL_IMAGE_DIR)
     image_dir.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for index in range(n):
-        rng = np.random.default_rng([seed, index])
-        spec, labels = sample_labels(rng)
-        image_id = f"{index + 1:06d}.jpg"
-        render_face(spec, rng).save(image_dir / image_id, quality=JPEG_QUALITY)
-        rows.append({"image_id": image_id, **labels})
+    draw = partial(_draw_image, image_dir=image_dir, seed=seed)
+    if processes > 1:
+        with Pool(processes) as pool:
+            rows = pool.map(draw, range(n), chunksize=512)
+    else:
+        rows = list(map(draw, range(n)))
     table = pd.DataFrame(rows, columns=["image_id", *ATTRIBUTES])
-    table.to_csv(out / "list_attr_celeba.csv", index=False)
     partitions = [partition_of(index, n) for index in range(n)]
-    pd.DataFrame({"image_id": table["image_id"], "partition": partitions}).to_csv(
-        out / "list_eval_partition.csv", index=False
+    if layout == "kaggle":
+        table.to_csv(out / "list_attr_celeba.csv", index=False)
+        pd.DataFrame({"image_id": table["image_id"], "partition": partitions}).to_csv(
+            out / "list_eval_partition.csv", index=False
+        )
+    else:
+        _write_original_files(out, table.values.tolist(), partitions)
+    (out / METADATA_FILE).write_text(json.dumps(metadata_for(n, seed, layout), indent=2) + "\n")
+
+
+def _draw_image(index: int, image_dir: Path, seed: int) -> dict[str, int | str]:
+    """Draw and save image ``index``; its row of the attribute file."""
+    rng = np.random.default_rng([seed, index])
+    spec, labels = sample_labels(rng)
+    image_id = f"{index + 1:06d}.jpg"
+    render_face(spec, rng).save(image_dir / image_id, quality=JPEG_QUALITY)
+    return {"image_id": image_id, **labels}
+
+
+def _write_original_files(out: Path, rows: list[list], partitions: Sequence[int]) -> None:
+    """``Anno/list_attr_celeba.txt`` and ``Eval/list_eval_partition.txt`` as the original release
+    writes them: a count line, a header of the 40 names, then ``000001.jpg -1  1 ...`` rows."""
+    (out / "Anno").mkdir(parents=True, exist_ok=True)
+    (out / "Eval").mkdir(parents=True, exist_ok=True)
+    lines = [f"{len(rows)}\n", " ".join(ATTRIBUTES) + " \n"]
+    lines += [f"{row[0]} " + " ".join(f"{int(v):2d}" for v in row[1:]) + "\n" for row in rows]
+    (out / "Anno" / "list_attr_celeba.txt").write_text("".join(lines))
+    ids = (row[0] for row in rows)
+    (out / "Eval" / "list_eval_partition.txt").write_text(
+        "".join(f"{i} {p}\n" for i, p in zip(ids, partitions, strict=True))
     )
-    (out / METADATA_FILE).write_text(json.dumps(metadata_for(n, seed), indent=2) + "\n")
 
 
-def metadata_for(n: int, seed: int) -> dict:
-    """What ``generate(out, n, seed)`` records; a folder with other metadata holds another set."""
+def metadata_for(n: int, seed: int, layout: str = "kaggle") -> dict:
+    """What ``generate(out, n, seed, layout=...)`` records; a folder with other metadata holds
+    another set."""
     return {
         "kind": "synthetic",
         "generator_version": GENERATOR_VERSION,
         "n": n,
         "seed": seed,
+        "layout": layout,
         "rendered_attributes": list(RENDERED),
     }
 
@@ -302,8 +341,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="folder to write the data set into")
     parser.add_argument("--n", type=int, default=6000, help="number of images (default: 6000)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument(
+        "--layout", choices=LAYOUTS, default="kaggle", help="CelebA's file layout (default: kaggle)"
+    )
+    parser.add_argument(
+        "--processes", type=int, default=1, help="processes drawing images in parallel (default: 1)"
+    )
     args = parser.parse_args()
-    generate(args.out, args.n, args.seed)
+    generate(args.out, args.n, args.seed, layout=args.layout, processes=args.processes)
     print(f"wrote {args.n} images to {args.out}")
 
 

@@ -1,0 +1,98 @@
+"""Interrupted runs resume: killed mid-epoch by SIGTERM (what a preempted node gets first) or
+SIGKILL, then ``--resume last`` trains on to the same model as a run never interrupted."""
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from harness.server import ROOT
+from train.checks import LAST_CHECKPOINT
+
+from .conftest import PYTHON
+
+BATCHES_PER_EPOCH = 100  # 3,200 training images of the shared synthetic set, 32 at a time
+# Streamed from the JPEGs (no preloading), so that an epoch lasts long enough to be interrupted.
+ARGS = ("--max-epochs", "2", "--batch-size", "32", "--resize-size", "32", "--crop-size", "32",
+        "--preload-mib", "0", "--num-workers", "0", "--accelerator", "cpu", "--no-store")  # fmt: skip
+
+
+def command(data: Path, out: Path, *extra: str) -> list[str]:
+    return [PYTHON, "-m", "train", "--data-dir", str(data), "--output-dir", str(out), *ARGS, *extra]
+
+
+def train(data: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(command(data, out, *extra), cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(synthetic_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("uninterrupted")
+    result = train(synthetic_dir, out)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads((out / "report.json").read_text())
+
+
+def interrupt_during_second_epoch(
+    data: Path, out: Path, signum: signal.Signals
+) -> subprocess.CompletedProcess:
+    """Start a run, and send ``signum`` a second into epoch 1 (after epoch 0's checkpoint)."""
+    last = out / "checkpoints" / LAST_CHECKPOINT
+    with subprocess.Popen(command(data, out), cwd=ROOT, stderr=subprocess.PIPE, text=True) as process:
+        deadline = time.monotonic() + 120
+        while not last.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0)
+        process.send_signal(signum)
+        _, errors = process.communicate(timeout=60)
+    return subprocess.CompletedProcess(process.args, process.returncode, "", errors)
+
+
+def position(out: Path) -> dict:
+    """Where the saved checkpoint stands in the epochs' order (train/datamodule.py)."""
+    checkpoint = torch.load(out / "checkpoints" / LAST_CHECKPOINT, map_location="cpu", weights_only=True)
+    return checkpoint["CelebADataModule"]["train_position"]
+
+
+def assert_same_model(resumed: dict, uninterrupted: dict) -> None:
+    # On the CPU, with the order and augmentation a function of (seed, epoch, image) and every state
+    # restored, the resumed run does exactly the same arithmetic: the bound is float32 noise.
+    assert resumed["metrics"] == pytest.approx(uninterrupted["metrics"], abs=1e-6)
+    for key in ("val_loss", "val_auroc"):
+        assert [r[key] for r in resumed["history"]] == pytest.approx(
+            [r[key] for r in uninterrupted["history"]], abs=1e-6
+        )
+
+
+def test_sigterm_saves_a_mid_epoch_checkpoint_and_the_run_resumes_to_the_same_model(
+    synthetic_dir: Path, tmp_path: Path, uninterrupted: dict
+) -> None:
+    stopped = interrupt_during_second_epoch(synthetic_dir, tmp_path, signal.SIGTERM)
+    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-3000:]
+    assert stopped.stderr.strip().endswith(f"continue with --resume last --output-dir {tmp_path}")
+    saved = position(tmp_path)
+    assert saved["epoch"] == 1 and 0 < saved["batches"] < BATCHES_PER_EPOCH  # in the middle of epoch 1
+    resumed = train(synthetic_dir, tmp_path, "--resume", "last")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert (
+        f"Restored all states from the checkpoint at {tmp_path / 'checkpoints' / LAST_CHECKPOINT}"
+        in resumed.stderr
+    )
+    assert_same_model(json.loads((tmp_path / "report.json").read_text()), uninterrupted)
+
+
+def test_after_sigkill_the_run_resumes_from_the_last_epoch_end(
+    synthetic_dir: Path, tmp_path: Path, uninterrupted: dict
+) -> None:
+    killed = interrupt_during_second_epoch(synthetic_dir, tmp_path, signal.SIGKILL)
+    assert killed.returncode == -signal.SIGKILL
+    assert position(tmp_path) == {"epoch": 1, "batches": 0}  # epoch 0's checkpoint, nothing after
+    resumed = train(synthetic_dir, tmp_path, "--resume", str(tmp_path / "checkpoints" / LAST_CHECKPOINT))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert [row["epoch"] for row in report["history"]] == [0, 1]  # epoch 0 came with the checkpoint
+    assert_same_model(report, uninterrupted)
