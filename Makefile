@@ -8,7 +8,7 @@ MODEL ?= face-attributes:latest
 SERVICE ?= service:FaceAttributes
 # BENTOML_HOME set by the caller is passed through untouched (default: ~/bentoml).
 
-.PHONY: install browser engine model serve image test lint format soak bench profile clean
+.PHONY: install browser engine model serve image test lint format soak bench bench-celeba gpu-check profile clean
 
 # pip, not uv: only pip takes the local CPU wheel of torch==2.13.0 (see GOTCHAS).
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -66,6 +66,16 @@ soak: model
 bench: model
 	$(BIN)/python -m bench.serving --model $(MODEL)
 	$(BIN)/python -m bench.training
+
+# Training data at CelebA's size: annotation read, first batch, loader images/s with 1/2/4 processes,
+# memory over one epoch. Generates data/celeba-sized (202,599 images, 2.4 GB) the first time.
+bench-celeba: install
+	$(BIN)/python -m bench.celeba_sized
+
+# On a machine with a CUDA device: the gpu tests, a bf16-mixed training run and the serving benchmark
+# with the worker on CUDA, then one summary. Without CUDA it stops at once and says so.
+gpu-check: install
+	$(BIN)/python -m bench.gpu_check
 
 # Where the serving CPU goes: py-spy flame graphs of each server process under 32 clients.
 profile: model

@@ -16,8 +16,9 @@ class ModelRuntime:
     the images/s of the default layout at batch sizes 1 to 8, with outputs within 1e-6.
     """
 
-    def __init__(self, torchscript_file: Path, crop_size: int) -> None:
-        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    def __init__(self, torchscript_file: Path, crop_size: int, device: str | None = None) -> None:
+        """``device``: "cuda" or "cpu" to choose; by default CUDA when available."""
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.module = load_torchscript(torchscript_file, self.device).to(memory_format=torch.channels_last)
         self(np.zeros((2, 3, crop_size, crop_size), dtype=np.uint8))  # warm-up: the first pass is slow
 

@@ -49,3 +49,31 @@ def test_training_benchmark_compares_the_loop_with_raw_compute(synthetic_dir: Pa
         assert mode["raw_images_per_s"] > 0 and mode["loop_images_per_s"] > 0
         assert mode["loop/raw"] == pytest.approx(mode["loop_images_per_s"] / mode["raw_images_per_s"])
     assert "| preloaded | 0 |" in (tmp_path / "training.md").read_text()
+
+
+def test_celeba_sized_benchmark_measures_start_up_loaders_and_memory(tmp_path: Path) -> None:
+    from train.synthetic import generate
+
+    generate(tmp_path / "celeba", n=400, seed=0, layout="original")
+    args = ["--root", str(tmp_path / "celeba"), "--loader-images", "64", "--sample-every", "1",
+            "--batch-size", "16", "--out", str(tmp_path)]  # fmt: skip
+    run_module("bench.celeba_sized", *args, home=tmp_path)
+    result = json.loads((tmp_path / "celeba_sized.json").read_text())
+    assert result["annotations"]["images"] == 400 and result["annotations"]["layout"] == "original"
+    assert set(result["loader_images_per_s"]) == {"1", "2", "4"}
+    assert all(rate > 0 for rate in result["loader_images_per_s"].values())
+    samples = result["epoch"]["samples"]
+    assert [s["batch"] for s in samples] == list(range(20))  # 320 training images, 16 a batch
+    assert all(s["training_mib"] > 50 and s["loaders_mib"] > 0 for s in samples)
+    assert "| read the annotation files |" in (tmp_path / "celeba_sized.md").read_text()
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="a CUDA device is present")
+def test_gpu_check_stops_at_once_without_cuda(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.gpu_check", "--out", str(tmp_path / "out")],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stdout.startswith("gpu-check: no CUDA device here (torch 2.13.0")
+    assert result.stdout.strip().endswith("nothing checked") and not (tmp_path / "out").exists()

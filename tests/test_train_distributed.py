@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
 from torchmetrics.functional.classification import multilabel_auroc
 
 from harness.server import BENTOML, ROOT
@@ -143,3 +144,18 @@ def test_an_image_only_one_process_reads_stops_every_process_and_is_named(
     assert run.result.returncode != 0 and "Traceback" not in errors, errors[-3000:]
     assert f"python -m train: error: {broken}: cannot be read as an image" in errors
     assert "python -m train: error: another process of this run stopped" in errors  # rank 0 did not wait
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA devices")
+def test_two_gpus_train_as_two_cpu_processes_do(two_processes: Run, small_set: Path, tmp_path: Path) -> None:
+    run = train(
+        [PYTHON], small_set, tmp_path / "out", tmp_path / "home", "--accelerator", "gpu", "--devices", "2"
+    )
+    assert run.result.returncode == 0, run.result.stderr[-3000:]
+    assert (
+        "distributed_backend=nccl" in run.result.stderr and "Starting with 2 processes" in run.result.stderr
+    )
+    assert logged(run, "train/images") == {0: 320.0, 1: 320.0}
+    # Same shards and batches; CUDA rounds differently from the CPU and two epochs carry that along.
+    assert report(run)["metrics"] == pytest.approx(report(two_processes)["metrics"], abs=0.02)
