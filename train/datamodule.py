@@ -1,5 +1,6 @@
 """CelebA images as uint8 tensors, and the LightningDataModule over the official partition."""
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,10 @@ class FaceImages(Dataset[tuple[Tensor, Tensor]]):
         augment: TrainAugment | None = None,
         preload: bool = False,
     ) -> None:
-        self.paths = paths
+        # One numpy array of bytes, not a list of Path objects: loader processes read it without
+        # touching Python objects, so their copy-on-write pages stay shared with the training
+        # process (a list's refcounts would be written to, page by page, over an epoch).
+        self.paths = np.array([os.fsencode(path) for path in paths])
         self.labels = torch.from_numpy(labels)
         self.preset = preset
         self.augment = augment
@@ -66,7 +70,7 @@ class FaceImages(Dataset[tuple[Tensor, Tensor]]):
         return len(self.paths)
 
     def _decode(self, index: int) -> Tensor:
-        path = self.paths[index]
+        path = os.fsdecode(self.paths[index])
         try:
             with Image.open(path) as image:
                 return torch.from_numpy(self.preset.to_pixels(image))
