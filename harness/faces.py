@@ -6,7 +6,7 @@ from dataclasses import replace
 import numpy as np
 from PIL import Image
 
-from train.synthetic import render_face, sample_spec
+from train.drawing import render_face, sample_spec
 
 
 def face(seed: int, **overrides: object) -> Image.Image:

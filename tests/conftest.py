@@ -57,6 +57,16 @@ def synthetic_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def small_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """400 images (320 to train on) for the runs that start several training processes."""
+    from train.synthetic import generate
+
+    root = tmp_path_factory.mktemp("small")
+    generate(root, n=400, seed=3)
+    return root
+
+
 @dataclass(frozen=True)
 class TrainedModel:
     home: Path  # a BENTOML_HOME whose store holds the model

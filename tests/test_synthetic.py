@@ -9,16 +9,8 @@ import pytest
 from PIL import Image
 
 from models.attributes import ATTRIBUTES
-from train.synthetic import (
-    IMAGE_DIR,
-    METADATA_FILE,
-    RENDERED,
-    FaceSpec,
-    generate,
-    metadata_for,
-    render_face,
-    sample_spec,
-)
+from train.drawing import FaceSpec, render_face, sample_spec
+from train.synthetic import IMAGE_DIR, METADATA_FILE, RENDERED, generate, metadata_for
 
 
 def tree_digest(root: Path) -> str:

@@ -20,13 +20,11 @@ from train.datamodule import CelebADataModule
 from train.evaluate import collect_probabilities
 from train.lit_module import AttributeLitModule
 from train.sharding import Shard, TrainOrder
-from train.synthetic import generate
 
 from .conftest import PYTHON
 
 TORCHRUN = str(Path(PYTHON).parent / "torchrun")
-IMAGES = 400  # 320 to train on: 5 steps of 2 x 32
-BATCH = 32
+BATCH = 32  # small_set has 320 training images: 5 steps of 2 x 32
 COMMON = ("--accelerator", "cpu", "--strategy", "ddp", "--max-epochs", "2", "--batch-size", str(BATCH),
           "--resize-size", "32", "--crop-size", "32")  # fmt: skip
 
@@ -48,13 +46,6 @@ def train(launcher: list[str], data: Path, out: Path, home: Path, *extra: str) -
         timeout=300,
     )
     return Run(result, out, home)
-
-
-@pytest.fixture(scope="module")
-def small_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("small")
-    generate(root, n=IMAGES, seed=3)
-    return root
 
 
 @pytest.fixture(scope="module")

@@ -122,17 +122,6 @@ def test_a_data_error_is_one_line_on_stderr_and_status_2(original: Path, tmp_pat
     assert result.stderr.strip().splitlines()[-1] == EXPECTED.format(root=original)
 
 
-def test_under_two_processes_the_launcher_stops_before_starting_the_second(
-    original: Path, tmp_path: Path
-) -> None:
-    result = train_command(
-        [PYTHON], original, tmp_path, "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp"
-    )
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1] == EXPECTED.format(root=original)
-    assert "GLOBAL_RANK: 1" not in result.stderr
-
-
 def test_under_torchrun_every_process_says_it_and_none_waits(original: Path, tmp_path: Path) -> None:
     result = train_command([TORCHRUN, "--nproc-per-node", "2"], original, tmp_path, "--accelerator", "cpu")
     assert result.returncode != 0  # torchrun's own status, after its own failure report

@@ -15,9 +15,9 @@ from train.checks import LAST_CHECKPOINT
 
 from .conftest import PYTHON
 
-BATCHES_PER_EPOCH = 100  # 3,200 training images of the shared synthetic set, 32 at a time
-# Streamed from the JPEGs (no preloading), so that an epoch lasts long enough to be interrupted.
-ARGS = ("--max-epochs", "2", "--batch-size", "32", "--resize-size", "32", "--crop-size", "32",
+BATCHES_PER_EPOCH = 20  # the 320 training images of small_set, 16 at a time
+# Streamed from the JPEGs (no preloading), one process: an epoch lasts long enough to interrupt.
+ARGS = ("--max-epochs", "2", "--batch-size", "16", "--resize-size", "32", "--crop-size", "32",
         "--preload-mib", "0", "--num-workers", "0", "--accelerator", "cpu", "--no-store")  # fmt: skip
 
 
@@ -30,9 +30,9 @@ def train(data: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(synthetic_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+def uninterrupted(small_set: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     out = tmp_path_factory.mktemp("uninterrupted")
-    result = train(synthetic_dir, out)
+    result = train(small_set, out)
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads((out / "report.json").read_text())
 
@@ -40,16 +40,25 @@ def uninterrupted(synthetic_dir: Path, tmp_path_factory: pytest.TempPathFactory)
 def interrupt_during_second_epoch(
     data: Path, out: Path, signum: signal.Signals
 ) -> subprocess.CompletedProcess:
-    """Start a run, and send ``signum`` a second into epoch 1 (after epoch 0's checkpoint)."""
-    last = out / "checkpoints" / LAST_CHECKPOINT
+    """Start a run, and send ``signum`` about a third into epoch 1, whatever the machine's speed:
+    epoch 0 is timed from the log's first file (training starts) to its checkpoint."""
+    started, last = out / "logs" / "version_0", out / "checkpoints" / LAST_CHECKPOINT
     with subprocess.Popen(command(data, out), cwd=ROOT, stderr=subprocess.PIPE, text=True) as process:
-        deadline = time.monotonic() + 120
-        while not last.exists() and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(1.0)
+        epoch_0_began = wait_for(started, process)
+        epoch_0 = wait_for(last, process) - epoch_0_began
+        time.sleep(epoch_0 / 3)
         process.send_signal(signum)
         _, errors = process.communicate(timeout=60)
     return subprocess.CompletedProcess(process.args, process.returncode, "", errors)
+
+
+def wait_for(path: Path, process: subprocess.Popen) -> float:
+    """When ``path`` appeared (time.monotonic)."""
+    deadline = time.monotonic() + 120
+    while not path.exists():
+        assert process.poll() is None and time.monotonic() < deadline, f"no {path}"
+        time.sleep(0.02)
+    return time.monotonic()
 
 
 def position(out: Path) -> dict:
@@ -69,14 +78,14 @@ def assert_same_model(resumed: dict, uninterrupted: dict) -> None:
 
 
 def test_sigterm_saves_a_mid_epoch_checkpoint_and_the_run_resumes_to_the_same_model(
-    synthetic_dir: Path, tmp_path: Path, uninterrupted: dict
+    small_set: Path, tmp_path: Path, uninterrupted: dict
 ) -> None:
-    stopped = interrupt_during_second_epoch(synthetic_dir, tmp_path, signal.SIGTERM)
+    stopped = interrupt_during_second_epoch(small_set, tmp_path, signal.SIGTERM)
     assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-3000:]
     assert stopped.stderr.strip().endswith(f"continue with --resume last --output-dir {tmp_path}")
     saved = position(tmp_path)
     assert saved["epoch"] == 1 and 0 < saved["batches"] < BATCHES_PER_EPOCH  # in the middle of epoch 1
-    resumed = train(synthetic_dir, tmp_path, "--resume", "last")
+    resumed = train(small_set, tmp_path, "--resume", "last")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert (
         f"Restored all states from the checkpoint at {tmp_path / 'checkpoints' / LAST_CHECKPOINT}"
@@ -86,12 +95,12 @@ def test_sigterm_saves_a_mid_epoch_checkpoint_and_the_run_resumes_to_the_same_mo
 
 
 def test_after_sigkill_the_run_resumes_from_the_last_epoch_end(
-    synthetic_dir: Path, tmp_path: Path, uninterrupted: dict
+    small_set: Path, tmp_path: Path, uninterrupted: dict
 ) -> None:
-    killed = interrupt_during_second_epoch(synthetic_dir, tmp_path, signal.SIGKILL)
+    killed = interrupt_during_second_epoch(small_set, tmp_path, signal.SIGKILL)
     assert killed.returncode == -signal.SIGKILL
     assert position(tmp_path) == {"epoch": 1, "batches": 0}  # epoch 0's checkpoint, nothing after
-    resumed = train(synthetic_dir, tmp_path, "--resume", str(tmp_path / "checkpoints" / LAST_CHECKPOINT))
+    resumed = train(small_set, tmp_path, "--resume", str(tmp_path / "checkpoints" / LAST_CHECKPOINT))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     report = json.loads((tmp_path / "report.json").read_text())
     assert [row["epoch"] for row in report["history"]] == [0, 1]  # epoch 0 came with the checkpoint
