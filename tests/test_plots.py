@@ -57,12 +57,14 @@ def test_history_keeps_one_row_per_epoch_in_order() -> None:
             "train_loss": pytest.approx(0.7),
             "val_loss": pytest.approx(0.6),
             "val_auroc": pytest.approx(0.65),
+            "val_auroc_rendered": None,
         },
         {
             "epoch": 1,
             "train_loss": pytest.approx(0.5),
             "val_loss": pytest.approx(0.45),
             "val_auroc": pytest.approx(0.8),
+            "val_auroc_rendered": None,
         },
     ]
 
@@ -79,7 +81,13 @@ def test_history_leaves_a_value_never_logged_as_none() -> None:
     history = History()
     history.on_train_epoch_end(fake_trainer(0, **{"train/loss_epoch": 0.7}), None)  # no validation that epoch
     assert history.rows == [
-        {"epoch": 0, "train_loss": pytest.approx(0.7), "val_loss": None, "val_auroc": None}
+        {
+            "epoch": 0,
+            "train_loss": pytest.approx(0.7),
+            "val_loss": None,
+            "val_auroc": None,
+            "val_auroc_rendered": None,
+        }
     ]
 
 
@@ -160,3 +168,13 @@ def test_write_plots_puts_both_charts_in_the_output_folder(tmp_path: Path) -> No
     for path in (curves, attributes):
         with Image.open(path) as image:
             assert image.format == "PNG"
+
+
+def test_on_a_synthetic_set_the_drawn_attributes_pick_the_starred_epoch() -> None:
+    history = hand_made_history(4)  # all 40: best at epoch 3
+    for row, rendered in zip(history, (0.7, 0.95, 0.9, 0.8), strict=True):
+        row["val_auroc_rendered"] = rendered
+    auroc_axes = learning_curves(history).axes[1]
+    _, drawn, best = auroc_axes.get_lines()
+    assert list(drawn.get_ydata()) == [0.7, 0.95, 0.9, 0.8]
+    assert (list(best.get_xdata()), list(best.get_ydata())) == ([1], [0.95])

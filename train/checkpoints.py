@@ -10,14 +10,19 @@ from pytorch_lightning.utilities.rank_zero import rank_zero_info
 
 from train.checks import LAST_CHECKPOINT
 
-MONITOR = "val/auroc"
+
+def monitored(rendered_attributes: list[str] | None) -> str:
+    """What picks the best epoch and stops early: validation macro AUROC over every attribute, or
+    on a synthetic set over the drawn ones; its noise labels would only add noise to the choice
+    (measured on the demo set: their AUROC swung by 0.015 while the drawn ones' rose by 0.014)."""
+    return "val/auroc_rendered" if rendered_attributes else "val/auroc"
 
 
-def checkpoint_callbacks(folder: Path) -> list[Callback]:
-    """``best-epoch=N.ckpt`` (highest validation AUROC) and ``last.ckpt``, rewritten every epoch
-    and when the process gets SIGTERM."""
+def checkpoint_callbacks(folder: Path, monitor: str) -> list[Callback]:
+    """``best-epoch=N.ckpt`` (highest ``monitor``) and ``last.ckpt``, rewritten every epoch and
+    when the process gets SIGTERM."""
     return [
-        ModelCheckpoint(dirpath=folder, monitor=MONITOR, mode="max", filename="best-{epoch}", save_last=True),
+        ModelCheckpoint(dirpath=folder, monitor=monitor, mode="max", filename="best-{epoch}", save_last=True),
         CheckpointOnSigterm(folder / LAST_CHECKPOINT),
     ]
 

@@ -13,10 +13,10 @@ from torch.nn import functional as F
 from torch.utils.data import BatchSampler, DataLoader, Dataset
 
 from models.preprocess import FacePreset
+from train import synthetic
 from train.celeba import CelebA, Partition, read_celeba
 from train.errors import ImageReadError
 from train.sharding import Shard, TrainOrder
-from train.synthetic import read_metadata
 
 
 class TrainAugment:
@@ -119,8 +119,7 @@ class CelebADataModule(pl.LightningDataModule):
     @property
     def rendered_attributes(self) -> list[str] | None:
         """Attributes the synthetic generator drew; None for real CelebA (all are real)."""
-        metadata = read_metadata(self.root)
-        return None if metadata is None else list(metadata["rendered_attributes"])
+        return synthetic.rendered_attributes(self.root)
 
     @property
     def shard(self) -> Shard:
@@ -194,7 +193,7 @@ class CelebADataModule(pl.LightningDataModule):
         self.setup()
         assert self.celeba is not None
         counts = np.bincount(self.celeba.partitions, minlength=3)
-        metadata = read_metadata(self.root) or {"kind": "celeba"}
+        metadata = synthetic.read_metadata(self.root) or {"kind": "celeba"}
         return {
             **metadata,
             "root": str(self.root),

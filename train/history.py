@@ -8,7 +8,8 @@ from pytorch_lightning.callbacks import Callback
 # History field -> the key AttributeLitModule logs it under. The train loss is logged per step
 # and per epoch, so Lightning suffixes its epoch mean with "_epoch".
 TRAIN_KEYS = {"train_loss": "train/loss_epoch"}
-VAL_KEYS = {"val_loss": "val/loss", "val_auroc": "val/auroc"}
+# val_auroc_rendered: on a synthetic set, over the drawn attributes; what picks the best epoch there.
+VAL_KEYS = {"val_loss": "val/loss", "val_auroc": "val/auroc", "val_auroc_rendered": "val/auroc_rendered"}
 FIELDS = (*TRAIN_KEYS, *VAL_KEYS)
 
 

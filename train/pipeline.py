@@ -24,7 +24,7 @@ from models.names import STORE_NAME
 from models.store import save_model
 from train import synthetic
 from train.celeba import Partition
-from train.checkpoints import MONITOR, checkpoint_callbacks
+from train.checkpoints import checkpoint_callbacks, monitored
 from train.checks import check_config, resume_checkpoint
 from train.datamodule import CelebADataModule
 from train.errors import UserInputError, one_line
@@ -105,17 +105,18 @@ def run(config: TrainingConfig) -> TrainingResult | None:
     check_config(config)
     pl.seed_everything(config.seed, workers=True)
     data_dir = resolve_data_dir(config.data_dir, config.synthetic_dir, config.synthetic_size, config.seed)
-    module = build_module(config)
+    rendered = synthetic.rendered_attributes(data_dir)
+    module = build_module(config, rendered)
     datamodule = CelebADataModule(
         data_dir, module.preset, config.batch_size, config.num_workers, config.preload_mib, config.seed
     )
     datamodule.setup()  # reads the annotation files: a defect stops here, naming file and line
     resume = resume_checkpoint(config.resume, config.output_dir, dict(module.hparams))
-    checkpoints = checkpoint_callbacks(config.output_dir / "checkpoints")
+    monitor = monitored(rendered)
+    checkpoints = checkpoint_callbacks(config.output_dir / "checkpoints", monitor)
     history = History()
-    trainer = build_trainer(
-        config, [*checkpoints, EarlyStopping(monitor=MONITOR, mode="max", patience=config.patience), history]
-    )
+    early_stopping = EarlyStopping(monitor=monitor, mode="max", patience=config.patience)
+    trainer = build_trainer(config, [*checkpoints, early_stopping, history])
     torch.set_num_threads(training_threads(datamodule.loader_workers(Partition.TRAIN), trainer.num_devices))
     with warnings.catch_warnings():
         # Lightning warns that a mid-epoch checkpoint resumes unreliably with a plain DataLoader;
@@ -132,10 +133,11 @@ def run(config: TrainingConfig) -> TrainingResult | None:
     return finish(config, module, datamodule, history.rows)
 
 
-def build_module(config: TrainingConfig) -> AttributeLitModule:
+def build_module(config: TrainingConfig, rendered_attributes: list[str] | None) -> AttributeLitModule:
     try:
         return AttributeLitModule(
             arch=config.arch,
+            rendered_attributes=rendered_attributes,
             resize_size=config.resize_size,
             crop_size=config.crop_size,
             lr=config.lr,

@@ -52,10 +52,17 @@ def learning_curves(history: list[dict[str, Any]]) -> Figure:
     loss_axes.plot(epochs, _series(history, "train_loss"), marker="o", label="train")
     loss_axes.plot(epochs, _series(history, "val_loss"), marker="o", label="validation")
     auroc = _series(history, "val_auroc")
-    auroc_axes.plot(epochs, auroc, marker="o", color="tab:green", label="validation")
+    auroc_axes.plot(epochs, auroc, marker="o", color="tab:green", label="validation, all 40")
+    rendered = _series(history, "val_auroc_rendered")
+    if any(not math.isnan(value) for value in rendered):  # a synthetic set: its drawn attributes pick
+        auroc_axes.plot(
+            epochs, rendered, marker="o", color="tab:purple", label="validation, drawn attributes"
+        )
+        auroc = rendered
     scored = [(value, epoch) for value, epoch in zip(auroc, epochs, strict=True) if not math.isnan(value)]
     if scored:
-        # max() keeps the first of equal scores, as ModelCheckpoint does.
+        # The series that picks the best checkpoint; max() keeps the first of equal scores, as
+        # ModelCheckpoint does.
         best, best_epoch = max(scored, key=lambda pair: pair[0])
         auroc_axes.plot(
             best_epoch,
@@ -66,9 +73,7 @@ def learning_curves(history: list[dict[str, Any]]) -> Figure:
             label=f"best: {best:.4f}, epoch {best_epoch}",
         )
     _style_epoch_axes(loss_axes, "BCE loss (mean over the 40 attributes)", "Loss", bool(history))
-    _style_epoch_axes(
-        auroc_axes, "macro AUROC over the 40 attributes", "Validation macro AUROC", bool(history)
-    )
+    _style_epoch_axes(auroc_axes, "macro AUROC", "Validation macro AUROC", bool(history))
     figure.suptitle("Learning curves")
     return figure
 

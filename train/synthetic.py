@@ -153,6 +153,12 @@ def read_metadata(root: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def rendered_attributes(root: Path) -> list[str] | None:
+    """The attributes a synthetic set draws; None for real CelebA (all are real)."""
+    metadata = read_metadata(root)
+    return None if metadata is None else list(metadata["rendered_attributes"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
