@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from harness.server import ROOT
-from train.checks import LAST_CHECKPOINT
+from train.checkpoints import LAST_CHECKPOINT
 
 from .conftest import PYTHON
 

@@ -10,13 +10,12 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from train.checkpoints import LAST_CHECKPOINT
 from train.errors import UserInputError
 from train.sharding import MIN_TRAIN_BATCH
 
 if TYPE_CHECKING:
     from train.pipeline import TrainingConfig
-
-LAST_CHECKPOINT = "last.ckpt"
 
 
 def check_config(config: "TrainingConfig") -> None:
