@@ -138,7 +138,10 @@ def load_pretrained_backbone(network: ResNet, weights: Path) -> list[str]:
     The classifier head (``fc``) is skipped because ImageNet has 1000 classes; every other
     tensor must match by name and shape. Returns the skipped keys.
     """
-    state = torch.load(weights, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many kinds for a file that is not its own
+        raise ValueError(f"{weights}: not a torch state dict ({type(error).__name__})") from None
     if not isinstance(state, dict):
         raise ValueError(f"{weights}: expected a state dict, found {type(state).__name__}")
     skipped = sorted(k for k in state if k.startswith("fc."))

@@ -31,13 +31,6 @@ def original(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("tiny")
-    generate(root, n=20, seed=2)
-    return root
-
-
 def config(data: Path, out: Path, **changes) -> TrainingConfig:
     return replace(TrainingConfig(data_dir=data, output_dir=out, no_store=True, accelerator="cpu"), **changes)
 
@@ -69,40 +62,40 @@ CASES = {
 
 @pytest.mark.parametrize(("changes", "message"), CASES.values(), ids=CASES.keys())
 def test_a_bad_option_is_named_before_training(
-    tiny: Path, tmp_path: Path, changes: dict, message: str
+    small_set: Path, tmp_path: Path, changes: dict, message: str
 ) -> None:
     if changes.get("accelerator") == "gpu" and torch.cuda.is_available():
         pytest.skip("a GPU is present")
     with pytest.raises(UserInputError, match=message):
-        run(config(tiny, tmp_path / "out", **changes))
+        run(config(small_set, tmp_path / "out", **changes))
     assert not (tmp_path / "out" / "checkpoints").exists()  # nothing trained
 
 
-def test_an_unwritable_output_folder_is_named(tiny: Path, tmp_path: Path) -> None:
+def test_an_unwritable_output_folder_is_named(small_set: Path, tmp_path: Path) -> None:
     out = a_file(tmp_path) / "run"  # under a file: no folder can be made there, even as root
     with pytest.raises(UserInputError, match=f"--output-dir {out}: cannot write there"):
-        run(config(tiny, out))
+        run(config(small_set, out))
 
 
-def test_weights_that_are_not_a_state_dict_are_named(tiny: Path, tmp_path: Path) -> None:
+def test_weights_that_are_not_a_state_dict_are_named(small_set: Path, tmp_path: Path) -> None:
     weights = a_file(tmp_path)
     with pytest.raises(UserInputError, match=f"--pretrained-weights {weights}: "):
-        run(config(tiny, tmp_path / "out", pretrained_weights=weights))
+        run(config(small_set, tmp_path / "out", pretrained_weights=weights))
 
 
-def test_a_file_that_is_not_a_checkpoint_is_named(tiny: Path, tmp_path: Path) -> None:
+def test_a_file_that_is_not_a_checkpoint_is_named(small_set: Path, tmp_path: Path) -> None:
     checkpoint = a_file(tmp_path)
     with pytest.raises(
         UserInputError, match=f"--resume {checkpoint}: {checkpoint} is not a training checkpoint"
     ):
-        run(config(tiny, tmp_path / "out", resume=str(checkpoint)))
+        run(config(small_set, tmp_path / "out", resume=str(checkpoint)))
 
 
-def test_a_checkpoint_of_another_network_is_named(tiny: Path, tmp_path: Path) -> None:
+def test_a_checkpoint_of_another_network_is_named(small_set: Path, tmp_path: Path) -> None:
     checkpoint = tmp_path / "other.ckpt"
     torch.save({"hyper_parameters": {"arch": "resnet18", "crop_size": 64}, "loops": {}}, checkpoint)
     with pytest.raises(UserInputError, match="was saved by a run with arch=resnet18 \\(this run: tiny\\)"):
-        run(config(tiny, tmp_path / "out", resume=str(checkpoint)))
+        run(config(small_set, tmp_path / "out", resume=str(checkpoint)))
 
 
 def train_command(launcher: list[str], data: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -129,10 +122,10 @@ def test_under_torchrun_every_process_says_it_and_none_waits(original: Path, tmp
     assert "exitcode  : 2" in result.stderr
 
 
-def test_weights_of_another_network_are_named(tiny: Path, tmp_path: Path) -> None:
+def test_weights_of_another_network_are_named(small_set: Path, tmp_path: Path) -> None:
     weights = tmp_path / "resnet.pth"
     torch.save({"conv1.weight": torch.zeros(64, 3, 7, 7), "layer9.weight": torch.zeros(1)}, weights)
     with pytest.raises(
         UserInputError, match=f"--pretrained-weights {weights}: does not match the architecture"
     ):
-        run(config(tiny, tmp_path / "out", pretrained_weights=weights))
+        run(config(small_set, tmp_path / "out", pretrained_weights=weights))
