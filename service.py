@@ -30,18 +30,18 @@ import anyio
 import bentoml
 import numpy as np
 import prometheus_client
-import torch
 from bentoml.exceptions import BentoMLConfigException, BentoMLException
 from bentoml.validators import DType
 
 from models.store import load_runtime, read_card, require_model
 from serving.app import build_app
 from serving.batcher import MicroBatcher
+from serving.direct import DirectPredictions
 from serving.edge import Edge
 from serving.errors import ServiceError, WorkerUnavailable
 from serving.graceful import delay_worker_shutdown, stop_processes_before_cleanup
 from serving.handlers import json_errors
-from serving.images import pixels_from_upload
+from serving.images import Outcome, decode_each, decoded_pixels, rejoin
 from serving.openapi import Examples, document_service
 from serving.predictions import ModelMetadata, Prediction, to_prediction
 from serving.settings import MODEL_ENV, ONE_PROCESS, Settings, SettingsError
@@ -105,7 +105,7 @@ ImageFile = Path  # any Content-Type: decoding, not the header, decides what is 
 
 
 class FaceAttributesAPI(ABC):
-    """The HTTP API both topologies serve; each says where inference runs (``infer``)."""
+    """The HTTP API both topologies serve; each says where inference runs (``classify``)."""
 
     model = MODEL
 
@@ -113,29 +113,36 @@ class FaceAttributesAPI(ABC):
         self.card = read_card(self.model)
         self.preset = self.card.preprocessing.preset()
         self.tag = str(self.model.tag)
+        # Concurrent requests' uploads are decoded and classified together: one thread hop and
+        # one forward pass (or worker call) per batch, as TorchServe's batching does.
+        self.batcher = MicroBatcher(self.classify, SETTINGS.max_batch_size)
+        self.requests_in_flight = 0
 
     @abstractmethod
-    async def infer(self, pixels: np.ndarray) -> np.ndarray:
-        """(N, 3, H, W) uint8 pixels -> (N, 40) probabilities."""
+    async def classify(self, uploads: list[Path | bytes]) -> list[Outcome]:
+        """Per upload: its (40,) probabilities, or the error that refused it."""
 
-    def _pixels(self, upload: Path | bytes) -> np.ndarray:
-        data = upload if isinstance(upload, bytes) else upload.read_bytes()
-        return pixels_from_upload(data, self.preset, SETTINGS.max_pixels)
+    def decode(self, uploads: list[Path | bytes]) -> list[Outcome]:
+        """Each upload's pixels or error; blocking, so it runs in a worker thread."""
+        data = [upload if isinstance(upload, bytes) else upload.read_bytes() for upload in uploads]
+        return decode_each(data, self.preset, SETTINGS.max_pixels)
 
     async def probabilities(self, images: list[Path] | list[bytes]) -> np.ndarray:
         """(N, 40) probabilities for N uploads, through the batching inference path."""
-        # Decode each upload on its own before batching: a bad file fails only its request.
-        pixels = []
-        for index, image in enumerate(images):
-            try:
-                pixels.append(await anyio.to_thread.run_sync(self._pixels, image))
-            except ServiceError as error:
-                error.args = (f"images[{index}]: {error}",) if len(images) > 1 else error.args
-                raise
-        return await self.infer(np.stack(pixels))
+        self.requests_in_flight += 1
+        try:
+            outcomes = await self.batcher(images)
+        finally:
+            self.requests_in_flight -= 1
+        for index, outcome in enumerate(outcomes):
+            if isinstance(outcome, ServiceError):  # this request's own upload was refused
+                outcome.args = (f"images[{index}]: {outcome}",) if len(images) > 1 else outcome.args
+                raise outcome
+        return np.stack(outcomes)
 
-    async def _classify(self, files: list[Path]) -> list[Prediction]:
-        return [to_prediction(p, self.card, self.tag) for p in await self.probabilities(files)]
+    async def predictions(self, images: list[Path] | list[bytes]) -> list[Prediction]:
+        """What ``/predict`` and ``/predict_batch`` answer, however they are called."""
+        return [to_prediction(p, self.card, self.tag) for p in await self.probabilities(images)]
 
     async def __is_alive__(self) -> bool:
         """/livez and the Open Inference Protocol's health: the model answers."""
@@ -145,13 +152,13 @@ class FaceAttributesAPI(ABC):
     @json_errors
     async def predict(self, image: ImageFile) -> Prediction:
         """Every attribute's probability for one face image (JPEG, PNG, WebP, ...)."""
-        return (await self._classify([image]))[0]
+        return (await self.predictions([image]))[0]
 
     @bentoml.api
     @json_errors
     async def predict_batch(self, images: list[ImageFile]) -> list[Prediction]:
         """One prediction per uploaded image, in upload order (at most 32 by default)."""
-        return await self._classify(images)
+        return await self.predictions(images)
 
     def metadata(self) -> ModelMetadata:
         return ModelMetadata(model=self.tag, **self.card.model_dump())
@@ -178,16 +185,19 @@ class FaceAttributes(FaceAttributesAPI):
         except Exception:  # a worker that is gone refuses the connection: not alive
             return False
 
-    async def infer(self, pixels: np.ndarray) -> np.ndarray:
+    async def classify(self, uploads: list[Path | bytes]) -> list[Outcome]:
+        outcomes = await anyio.to_thread.run_sync(self.decode, uploads)
+        if (pixels := decoded_pixels(outcomes)) is None:
+            return outcomes
         try:
-            return await self.classifier.to_async.classify(pixels)
+            return rejoin(outcomes, await self.classifier.to_async.classify(pixels))
         except (TimeoutError, aiohttp.ClientError, BentoMLException) as error:
             logger.warning("inference worker call failed: %r", error)
             raise WorkerUnavailable() from error
 
 
-# One process per CPU core, each with one torch thread. Measured on 2 cores at 32 clients:
-# 2 processes x 1 thread 513 req/s; 1 process x 2 threads 325; 3 processes x 1 thread 498.
+# One process per CPU core, each with one torch thread under load. Measured on 2 cores at 32
+# clients: 2 processes x 1 thread 513 req/s; 1 process x 2 threads 325; 3 processes x 1 thread 498.
 # Named as the split's API: a bento serves only services its bento.yaml names, and the bento's
 # image runs this one too (FACE_ATTRIBUTES_TOPOLOGY=one-process, see Selected below).
 @bentoml.service(name="face-attributes", workers="cpu_count", traffic={"timeout": 60})
@@ -197,14 +207,13 @@ class FaceAttributesOneProcess(FaceAttributesAPI):
 
     def __init__(self) -> None:
         super().__init__()
-        torch.set_num_threads(1)
         self.runtime = load_runtime(self.model)
+        self.cores = len(os.sched_getaffinity(0))
         # Made here, not at import: BentoML switches prometheus_client to its multi-process
         # mode in each worker after this file is imported, and /metrics must see every worker.
         self.batch_sizes = prometheus_client.Histogram(
             "face_attributes_batch_size", "Images per forward pass", buckets=BATCH_SIZE_BUCKETS
         )
-        self.batcher = MicroBatcher(self._forward, SETTINGS.max_batch_size)
         self.siblings = Siblings()
 
     async def __is_alive__(self) -> bool:
@@ -212,12 +221,18 @@ class FaceAttributesOneProcess(FaceAttributesAPI):
         failing /livez is what gets the pod restarted instead of serving on at part capacity."""
         return self.siblings.all_running()
 
-    def _forward(self, pixels: np.ndarray) -> np.ndarray:
-        self.batch_sizes.observe(len(pixels))
-        return self.runtime(pixels)
+    async def classify(self, uploads: list[Path | bytes]) -> list[Outcome]:
+        return await anyio.to_thread.run_sync(self._decode_and_forward, uploads)
 
-    async def infer(self, pixels: np.ndarray) -> np.ndarray:
-        return await self.batcher(pixels)
+    def _decode_and_forward(self, uploads: list[Path | bytes]) -> list[Outcome]:
+        outcomes = self.decode(uploads)
+        if (pixels := decoded_pixels(outcomes)) is None:
+            return outcomes
+        self.batch_sizes.observe(len(pixels))
+        # A lone request gets every core: its latency is one forward pass, and no one else asked.
+        # More means load: one thread, so the processes (one per core) do not fight over cores.
+        threads = self.cores if self.requests_in_flight == 1 else 1
+        return rejoin(outcomes, self.runtime(pixels, threads))
 
 
 @functools.cache
@@ -227,8 +242,9 @@ def build_openapi_document(api: FaceAttributesAPI) -> dict[str, Any]:
     return document_service(service.openapi_spec.asdict(), SETTINGS, api.tag, Examples.of(api.card, api.tag))
 
 
-FaceAttributes.add_asgi_middleware(Edge, settings=SETTINGS)
-FaceAttributesOneProcess.add_asgi_middleware(Edge, settings=SETTINGS)
+for topology in (FaceAttributes, FaceAttributesOneProcess):
+    topology.add_asgi_middleware(Edge, settings=SETTINGS)  # first added: outermost
+    topology.add_asgi_middleware(DirectPredictions)
 
 # What the bento serves (bentofile.yaml): one image, either topology, chosen where it runs (the
 # Kubernetes cpu overlay sets one-process). BentoML's own `--arg` cannot do this: a built bento

@@ -29,6 +29,11 @@ def image_uploads(images: list[bytes]) -> list[tuple[bytes, str]]:
     return [multipart("image", f"face{n}.jpg", data, "image/jpeg") for n, data in enumerate(images)]
 
 
+def raw_uploads(images: list[bytes]) -> list[tuple[bytes, str]]:
+    """Bodies that are the image itself, as TorchServe's inference API takes them."""
+    return [(data, "application/octet-stream") for data in images]
+
+
 @dataclass
 class LoadResult:
     latencies: list[float] = field(default_factory=list)

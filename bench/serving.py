@@ -1,16 +1,20 @@
-"""Serving throughput and latency against the hardware limit: the same work in-process, no HTTP.
+"""Serving throughput, latency, CPU and memory beside TorchServe, and against the hardware limit.
 
-    python -m bench.serving                       # the store's face-attributes:latest
-    python -m bench.serving --model face-attributes:<version> --seconds 10 --concurrency 1 8 32 64
+    python -m bench.serving                       # both models, both topologies and TorchServe
+    python -m bench.serving --models demo --configurations "one process" --concurrency 1 32
 
-For each configuration (both topologies, each with batching on and off) it starts
-``bentoml serve`` on loopback as users run it, warms it, then drives single-image ``/predict``
-requests (synthetic 178x218 faces as JPEG, like CelebA) from a closed-loop load generator at each
-concurrency for a fixed time. Per point: requests/s, p50/p95/p99 latency, errors, the mean batch
-size the model saw (from ``/metrics``) and the CPU used by the server and by the load generator.
-In the same run it measures the in-process limit: decode + preprocess + TorchScript forward of
-the same images, no HTTP, on every core, at several batch sizes. Writes ``serving.json``,
-``serving.md`` and ``serving.png`` into ``--out``.
+For each model (the store's demo model, and a CelebA-sized ``resnet18`` at 128 px trained one
+epoch for the purpose the first time) and each server (both BentoML topologies, and TorchServe
+serving the project's own ``.mar`` of the same model: same TorchScript file, same decoding and
+preprocessing), it starts the server on loopback as its users run it, warms it, then drives
+single-image requests (synthetic 178x218 faces as JPEG, like CelebA) from a closed-loop load
+generator at each concurrency for a fixed time. Per point: requests/s, p50/p95/p99 latency,
+errors, the mean batch size the model saw, the server's CPU per request, the resident memory of
+its whole process tree and the ratio of its requests/s to TorchServe's. In the same run it
+measures the in-process limit: decode + preprocess + forward of the same images, no HTTP, on
+every core. Ends with one line per model and topology:
+``vs TorchServe: <model> <topology> c=32 <ratio>x c=64 <ratio>x rss <ratio>x``.
+Writes ``serving.json``, ``serving.md`` and ``serving.png`` into ``--out``.
 """
 
 import argparse
@@ -19,51 +23,41 @@ import json
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib
 import numpy as np
-import psutil
 
-from bench.load import closed_loop, image_uploads
+from bench.load import closed_loop
+from bench.servers import (
+    CONFIGURATIONS,
+    DEFAULT_CONFIGURATIONS,
+    Configuration,
+    Server,
+    cpu_seconds,
+    rss_bytes,
+    started,
+)
+from bench.serving_report import markdown, plot, torchserve_lines
+from bench.sized_model import BENCH_MODELS, BenchModel, bench_model
 from harness.faces import face_jpeg
-from harness.metrics import batch_counters
-from harness.server import serving
 from models.store import load_runtime, read_card, require_model, store_home
 from serving.images import pixels_from_upload
-from serving.settings import MAX_BATCH_SIZE_ENV, MAX_PIXELS_ENV, MODEL_ENV, Settings
+from serving.settings import MAX_PIXELS_ENV, MODEL_ENV, Settings
 
-matplotlib.use("Agg")  # files only: no display here or in CI
-import matplotlib.pyplot as plt  # after the backend is chosen
-
-
-@dataclass(frozen=True)
-class Configuration:
-    name: str
-    target: str
-    env: dict[str, str] = field(default_factory=dict)
+MIB = 2**20
 
 
-CONFIGURATIONS = (
-    Configuration("split", "service:FaceAttributes"),
-    Configuration("split, batching off", "service:FaceAttributes", {MAX_BATCH_SIZE_ENV: "1"}),
-    Configuration("one process", "service:FaceAttributesOneProcess"),
-    Configuration("one process, batching off", "service:FaceAttributesOneProcess", {MAX_BATCH_SIZE_ENV: "1"}),
-)
-
-
-def cpu_seconds(pid: int) -> float:
-    root = psutil.Process(pid)
-    return sum(sum(p.cpu_times()[:2]) for p in [root, *root.children(recursive=True)])
-
-
-def measure_point(url: str, pid: int, target: str, uploads: list, clients: int, seconds: float) -> dict:
-    images_before, batches_before = batch_counters(url, target)
-    server_before, client_before = cpu_seconds(pid), time.process_time()
-    result = asyncio.run(closed_loop(url, uploads, clients, seconds))
-    server_cpu, client_cpu = cpu_seconds(pid) - server_before, time.process_time() - client_before
-    images_after, batches_after = batch_counters(url, target)
+def measure_point(server: Server, clients: int, seconds: float) -> dict:
+    counters_before = server.batch_counters() if server.batch_counters else None
+    server_before, client_before = cpu_seconds(server.pid), time.process_time()
+    result = asyncio.run(closed_loop(server.url, server.uploads, clients, seconds, server.path))
+    server_cpu, client_cpu = cpu_seconds(server.pid) - server_before, time.process_time() - client_before
+    mean_batch = None  # where nothing is recorded: TorchServe, or BentoML's unbatched endpoint
+    if counters_before and server.batch_counters:
+        (images_before, batches_before), (images, batches) = counters_before, server.batch_counters()
+        mean_batch = (
+            (images - images_before) / (batches - batches_before) if batches > batches_before else None
+        )
     ms = np.array(result.latencies) * 1000
     return {
         "concurrency": clients,
@@ -74,24 +68,24 @@ def measure_point(url: str, pid: int, target: str, uploads: list, clients: int, 
         "p99_ms": float(np.percentile(ms, 99)),
         "errors": result.errors,
         "statuses": {str(status): count for status, count in sorted(result.statuses.items())},
-        # None where nothing was recorded: BentoML keeps no histogram for an unbatched endpoint.
-        "mean_batch_size": (images_after - images_before) / (batches_after - batches_before)
-        if batches_after > batches_before
-        else None,
+        "mean_batch_size": mean_batch,
         "server_cpu_cores": server_cpu / result.seconds,
+        "server_cpu_ms_per_request": 1000 * server_cpu / max(len(ms), 1),
         "client_cpu_cores": client_cpu / result.seconds,
+        "rss_mib": rss_bytes(server.pid) / MIB,  # after the point's load
     }
 
 
-def measure_configuration(config: Configuration, home: Path, args: argparse.Namespace, uploads: list) -> list:
-    env = {MODEL_ENV: args.model, **config.env}
+def measure_configuration(
+    config: Configuration, model: BenchModel, args: argparse.Namespace, images: list[bytes]
+) -> list[dict]:
     points = []
-    with serving(config.target, home, env=env) as running:
-        asyncio.run(closed_loop(running.url, uploads, 8, args.warmup))
+    with started(config, model.tag, store_home(), images, model.torchserve_batch) as server:
+        asyncio.run(closed_loop(server.url, server.uploads, 8, args.warmup, server.path))
         for clients in args.concurrency:
-            point = measure_point(running.url, running.pid, config.target, uploads, clients, args.seconds)
+            point = measure_point(server, clients, args.seconds)
             points.append(point)
-            print(json.dumps({"configuration": config.name, **point}), flush=True)
+            print(json.dumps({"model": model.label, "configuration": config.name, **point}), flush=True)
     return points
 
 
@@ -127,55 +121,15 @@ def in_process_limit(model_tag: str, images: list[bytes], batch_sizes: list[int]
     return results
 
 
-def mean_batch(point: dict) -> str:
-    return "-" if point["mean_batch_size"] is None else f"{point['mean_batch_size']:.1f}"
-
-
-def markdown(runs: dict[str, list], limit: dict) -> str:
-    best = max(v["images_per_s"] for v in limit.values())
-    single = limit[1]["p50_ms"]
-    lines = [
-        f"In-process limit (decode + preprocess + forward, no HTTP, every core): **{best:.0f} images/s** "
-        f"at the best batch size; one image alone takes {single:.1f} ms.",
-        "",
-        "| configuration | clients | req/s | serving/limit | p50 ms | p95 ms | p99 ms | errors "
-        "| mean batch | server CPU | client CPU |",
-        "|--|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
-    ]
-    for name, points in runs.items():
-        for p in points:
-            lines.append(
-                f"| {name} | {p['concurrency']} | {p['requests_per_s']:.0f} "
-                f"| {p['requests_per_s'] / best:.2f} "
-                f"| {p['p50_ms']:.1f} | {p['p95_ms']:.1f} | {p['p99_ms']:.1f} | {p['errors']} "
-                f"| {mean_batch(p)} | {p['server_cpu_cores']:.2f} | {p['client_cpu_cores']:.2f} |"
-            )
-    lines += ["", "Latency overhead at 1 client (p50 minus one image in-process):"]
-    for name, points in runs.items():
-        first = next((p for p in points if p["concurrency"] == 1), None)
-        if first:
-            lines.append(f"- {name}: {first['p50_ms'] - single:+.1f} ms")
-    return "\n".join(lines) + "\n"
-
-
-def plot(runs: dict[str, list], limit: dict, path: Path) -> None:
-    best = max(v["images_per_s"] for v in limit.values())
-    figure, (throughput, p99) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for name, points in runs.items():
-        clients = [p["concurrency"] for p in points]
-        throughput.plot(clients, [p["requests_per_s"] for p in points], marker="o", label=name)
-        p99.plot(clients, [p["p99_ms"] for p in points], marker="o", label=name)
-    throughput.axhline(best, color="black", linestyle="--", label="in-process limit")
-    throughput.set(xlabel="concurrent clients", ylabel="requests/s", title="Throughput", xscale="log")
-    p99.set(xlabel="concurrent clients", ylabel="ms (log)", title="p99 latency", xscale="log", yscale="log")
-    ticks = sorted({p["concurrency"] for points in runs.values() for p in points})
-    for axes in (throughput, p99):
-        axes.set_xticks(ticks, [str(c) for c in ticks])
-        axes.grid(alpha=0.3)
-    throughput.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+def measure_model(model: BenchModel, args: argparse.Namespace, images: list[bytes]) -> dict:
+    # The limit first, while no server runs beside it.
+    limit = in_process_limit(model.tag, images, [1, 8, 32, 64], args.seconds / 2)
+    runs = {
+        config.name: measure_configuration(config, model, args, images)
+        for config in CONFIGURATIONS
+        if config.name in args.configurations
+    }
+    return {"label": model.label, "tag": model.tag, "in_process_limit": limit, "runs": runs}
 
 
 def main() -> None:
@@ -185,38 +139,34 @@ def main() -> None:
     parser.add_argument(
         "--model",
         default=Settings.from_env(only={MODEL_ENV}).model,
-        help="model tag to serve (default: %(default)s)",
+        help="the demo model's tag (default: %(default)s)",
     )
+    parser.add_argument("--models", nargs="+", choices=list(BENCH_MODELS), default=list(BENCH_MODELS),
+                        help="models to serve: the demo model and/or the CelebA-sized one, trained "
+                        "the first time (default: all)")  # fmt: skip
     parser.add_argument("--seconds", type=float, default=10, help="seconds per load point (default: 10)")
     parser.add_argument(
         "--warmup", type=float, default=3, help="seconds of load before measuring (default: 3)"
     )
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 64],
                         help="closed-loop clients per point (default: 1 8 32 64)")  # fmt: skip
-    names = [c.name for c in CONFIGURATIONS]
-    parser.add_argument(
-        "--configurations", nargs="+", choices=names, default=names, help="what to measure (default: all)"
-    )
+    parser.add_argument("--configurations", nargs="+", choices=[c.name for c in CONFIGURATIONS],
+                        default=list(DEFAULT_CONFIGURATIONS),
+                        help="servers to measure (default: %(default)s)")  # fmt: skip
     parser.add_argument(
         "--out", type=Path, default=Path("runs/bench"), help="output folder (default: runs/bench)"
     )
     args = parser.parse_args()
 
     images = [face_jpeg(seed) for seed in range(64)]
-    uploads = image_uploads(images)
-    # The limit first, while no server runs beside it.
-    limit = in_process_limit(args.model, images, [1, 8, 32, 64], args.seconds / 2)
-    runs = {
-        config.name: measure_configuration(config, store_home(), args, uploads)
-        for config in CONFIGURATIONS
-        if config.name in args.configurations
-    }
-    table = markdown(runs, limit)
+    results = {choice: measure_model(bench_model(choice, args.model), args, images) for choice in args.models}
+    table = markdown(results)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "serving.json").write_text(json.dumps({"runs": runs, "in_process_limit": limit}, indent=2))
+    (args.out / "serving.json").write_text(json.dumps(results, indent=2))
     (args.out / "serving.md").write_text(table)
-    plot(runs, limit, args.out / "serving.png")
+    plot(results, args.out / "serving.png")
     print(table)
+    print("\n".join(torchserve_lines(results)))
 
 
 if __name__ == "__main__":

@@ -12,12 +12,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from models.card import ModelCard
 from models.runtime import ModelRuntime
 from serving.errors import ServiceError
-from serving.images import pixels_from_upload
+from serving.images import decode_each, decoded_pixels, rejoin
 from serving.settings import MAX_PIXELS_ENV, Settings
 
 CARD_FILE = "card.json"
@@ -33,18 +31,15 @@ class FaceAttributesHandler:
 
     def __call__(self, rows: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
         """(HTTP status, answer) per request, in order."""
-        answers: list[tuple[int, dict[str, Any]] | None] = [None] * len(rows)
-        good, pixels = [], []
-        for index, row in enumerate(rows):  # decode each on its own: a bad image fails only itself
-            try:
-                pixels.append(pixels_from_upload(_body(row), self.preset, self.max_pixels))
-                good.append(index)
-            except ServiceError as error:
-                answers[index] = (error.status, error.body())
-        if pixels:
-            for index, row in zip(good, self.runtime(np.stack(pixels)), strict=True):
-                answers[index] = (200, dict(zip(self.card.attributes, row.tolist(), strict=True)))
-        return answers  # type: ignore[return-value]
+        outcomes = decode_each([_body(row) for row in rows], self.preset, self.max_pixels)
+        if (pixels := decoded_pixels(outcomes)) is not None:
+            outcomes = rejoin(outcomes, self.runtime(pixels))
+        return [
+            (outcome.status, outcome.body())
+            if isinstance(outcome, ServiceError)
+            else (200, dict(zip(self.card.attributes, outcome.tolist(), strict=True)))
+            for outcome in outcomes
+        ]
 
 
 def _body(row: dict[str, Any]) -> bytes:

@@ -2,17 +2,20 @@
 
 It runs in two halves so that the heavy float tensor is only made where the network is:
 ``to_pixels`` (PIL image -> uint8 CHW array: upright RGB, resize, centre crop) runs where
-images are decoded; ``Normalize`` (uint8 -> float, mean/std) runs inside the network's device,
-both in the LightningModule and inside the exported TorchScript artifact.
+images are decoded; ``Normalize`` (uint8 -> float, mean/std; ``models/normalize.py``) runs
+inside the network's device, both in the LightningModule and inside the exported TorchScript
+artifact. This half needs no torch: a process that only decodes (the split's API process, the
+``bentoml serve`` process that reads the service definitions) never loads it (about 200 MiB).
 """
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from PIL import Image, ImageOps
-from torch import Tensor, nn
+from PIL import ExifTags, Image, ImageOps
+
+if TYPE_CHECKING:
+    from models.normalize import Normalize
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -23,7 +26,9 @@ ALPHA_BACKGROUND = (255, 255, 255)
 def to_rgb(image: Image.Image) -> Image.Image:
     """Any PIL image -> 8-bit RGB: EXIF orientation applied, alpha composited on white,
     16-bit and 32-bit grey scaled down (Pillow's own conversion would clip them)."""
-    image = ImageOps.exif_transpose(image)
+    # Pillow's exif_transpose and convert copy an image they leave as it is: only call them to change it.
+    if image.getexif().get(ExifTags.Base.Orientation, 1) != 1:
+        image = ImageOps.exif_transpose(image)
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
         grey = np.asarray(image, dtype=np.float64) / 257.0  # 0..65535 -> 0..255
         image = Image.fromarray(np.clip(np.round(grey), 0, 255).astype(np.uint8), "L")
@@ -36,7 +41,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
         flat = Image.new("RGB", rgba.size, ALPHA_BACKGROUND)
         flat.paste(rgba, mask=rgba.getchannel("A"))
         return flat
-    return image.convert("RGB")
+    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,6 +77,8 @@ class FacePreset:
         return np.ascontiguousarray(np.asarray(image, dtype=np.uint8).transpose(2, 0, 1))
 
     def normalizer(self) -> "Normalize":
+        from models.normalize import Normalize  # torch: only where the network runs (see above)
+
         return Normalize(self.mean, self.std)
 
     def to_dict(self) -> dict[str, Any]:
@@ -85,15 +92,3 @@ class FacePreset:
             mean=tuple(values["mean"]),  # type: ignore[arg-type]
             std=tuple(values["std"]),  # type: ignore[arg-type]
         )
-
-
-class Normalize(nn.Module):
-    """uint8 NCHW batch -> float32 NCHW batch, scaled to [0, 1] then standardised."""
-
-    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
-        super().__init__()
-        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
-
-    def forward(self, pixels: Tensor) -> Tensor:
-        return (pixels.float() / 255.0 - self.mean) / self.std

@@ -22,8 +22,11 @@ class ModelRuntime:
         self.module = load_torchscript(torchscript_file, self.device).to(memory_format=torch.channels_last)
         self(np.zeros((2, 3, crop_size, crop_size), dtype=np.uint8))  # warm-up: the first pass is slow
 
-    def __call__(self, pixels: np.ndarray) -> np.ndarray:
-        """(N, 3, H, W) uint8 pixels -> (N, 40) float32 probabilities."""
+    def __call__(self, pixels: np.ndarray, threads: int | None = None) -> np.ndarray:
+        """(N, 3, H, W) uint8 pixels -> (N, 40) float32 probabilities; ``threads``: torch's
+        threads for this pass (set in the calling thread, which is the one whose count counts)."""
+        if threads is not None and threads != torch.get_num_threads():
+            torch.set_num_threads(threads)
         with torch.inference_mode():
             batch = torch.from_numpy(pixels).to(self.device, non_blocking=True)
             return self.module(batch.contiguous(memory_format=torch.channels_last)).float().cpu().numpy()

@@ -3,13 +3,16 @@
 import os
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import bentoml
 from bentoml.exceptions import BentoMLConfigException, NotFound
 
 from models.card import ModelCard
 from models.names import STORE_NAME
-from models.runtime import ModelRuntime
+
+if TYPE_CHECKING:
+    from models.runtime import ModelRuntime
 
 MODEL_FILE = "model.pt"
 
@@ -79,6 +82,10 @@ def read_card(model: bentoml.Model) -> ModelCard:
     return ModelCard.model_validate(model.info.metadata)
 
 
-def load_runtime(model: bentoml.Model) -> ModelRuntime:
+def load_runtime(model: bentoml.Model) -> "ModelRuntime":
     """The stored model, ready to run on this process's device."""
+    # torch only here: the processes that import this module without running the model (the
+    # split's API process, the `bentoml serve` process) stay without it (about 200 MiB).
+    from models.runtime import ModelRuntime
+
     return ModelRuntime(model_file(model), read_card(model).preprocessing.crop_size)

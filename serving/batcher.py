@@ -1,34 +1,36 @@
-"""In-process adaptive batching: concurrent callers share one forward pass, with no added wait.
+"""Adaptive batching in the API process: concurrent callers share one call, with no added wait.
 
-Used where the API and the model share a process (``FaceAttributesOneProcess``). While one
-forward pass runs, new requests queue up; when it ends, everything queued (up to
-``max_batch_size`` images) goes in the next pass. A lone request therefore never waits for
-company, and under load batches grow by themselves, as the split topology's BentoML batcher does.
+While one call runs, new requests queue up; when it ends, everything queued (up to
+``max_batch_size`` items) goes in the next call. A lone request therefore never waits for
+company, and under load batches grow by themselves. Both topologies batch the uploads
+themselves: one thread hop decodes a whole batch, then ``FaceAttributesOneProcess`` runs one
+forward pass and ``FaceAttributes`` (the split) makes one call to its worker (pickling, a second
+HTTP server) per batch instead of per request.
 """
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
 
-import anyio
-import numpy as np
-
-BatchFunction = Callable[[np.ndarray], np.ndarray]
+In = TypeVar("In")
+Out = TypeVar("Out")
 
 
-class MicroBatcher:
-    """Call ``function`` on the concatenation of queued requests, in a worker thread, one at a time."""
+class MicroBatcher(Generic[In, Out]):
+    """Await ``function`` on the items of the queued requests, in order, one call at a time;
+    it returns one output per item."""
 
-    def __init__(self, function: BatchFunction, max_batch_size: int) -> None:
+    def __init__(self, function: Callable[[list[In]], Awaitable[Sequence[Out]]], max_batch_size: int) -> None:
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be at least 1, got {max_batch_size}")
         self.function = function
         self.max_batch_size = max_batch_size
-        self.queue: list[tuple[np.ndarray, asyncio.Future[np.ndarray]]] = []
+        self.queue: list[tuple[Sequence[In], asyncio.Future[Sequence[Out]]]] = []
         self.running: asyncio.Task[None] | None = None
 
-    async def __call__(self, inputs: np.ndarray) -> np.ndarray:
-        """``inputs`` (N, ...) -> the function's N outputs for them."""
-        future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
+    async def __call__(self, inputs: Sequence[In]) -> Sequence[Out]:
+        """N items -> the function's N outputs for them."""
+        future: asyncio.Future[Sequence[Out]] = asyncio.get_running_loop().create_future()
         self.queue.append((inputs, future))
         if self.running is None:
             self.running = asyncio.create_task(self._drain())
@@ -39,9 +41,7 @@ class MicroBatcher:
             while self.queue:
                 batch = self._take()
                 try:
-                    outputs = await anyio.to_thread.run_sync(
-                        self.function, np.concatenate([inputs for inputs, _ in batch])
-                    )
+                    outputs = await self.function([item for inputs, _ in batch for item in inputs])
                 except Exception as error:  # every caller in this batch gets the error
                     for _, future in batch:
                         if not future.done():
@@ -55,8 +55,8 @@ class MicroBatcher:
         finally:
             self.running = None
 
-    def _take(self) -> list[tuple[np.ndarray, asyncio.Future[np.ndarray]]]:
-        """The oldest requests whose images fit in one batch; always at least one request."""
+    def _take(self) -> list[tuple[Sequence[In], asyncio.Future[Sequence[Out]]]]:
+        """The oldest requests whose items fit in one batch; always at least one request."""
         taken, images = 0, 0
         while taken < len(self.queue) and (
             taken == 0 or images + len(self.queue[taken][0]) <= self.max_batch_size

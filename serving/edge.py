@@ -4,7 +4,8 @@
 - A request body over the size limit is refused with 413 as it streams in, before the rest
   is read; a ``Content-Length`` over the limit is refused before any byte is read.
 - Uploads are checked at the door: multipart, the right field, a file in it, no stray
-  fields, not too many images; so BentoML's parser only ever sees well-formed requests.
+  fields, not too many images. Their files go on in the ASGI scope, parsed once: the
+  prediction routes are answered from them (``serving/direct.py``).
 - Every 4xx/5xx answer, BentoML's and Starlette's included, leaves in the one error shape
   (``handlers.ShapedErrors``); the Open Inference Protocol's routes keep that protocol's shape.
 """
@@ -17,6 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 
+from serving.direct import UPLOADS_KEY
 from serving.errors import (
     BadRequest,
     PayloadTooLarge,
@@ -54,8 +56,9 @@ class Edge:
             self._authorize(scope)
             if scope["method"] in ("POST", "PUT", "PATCH"):
                 body = await self._read_body(scope, receive)
-                if scope["method"] == "POST":  # the upload routes take POST; others answer 405
-                    await self._check_upload(scope, body)
+                # The upload routes take POST (others answer 405); their files go on parsed.
+                if scope["method"] == "POST" and scope["path"] in UPLOADS:
+                    scope = {**scope, UPLOADS_KEY: await self._uploads(scope, body)}
                 receive = replay(body, receive)
         except ServiceError as error:
             await send_error(send, error, scope["path"])
@@ -94,11 +97,9 @@ class Edge:
             if not message.get("more_body", False):
                 return b"".join(chunks)
 
-    async def _check_upload(self, scope: Scope, body: bytes) -> None:
-        route = UPLOADS.get(scope["path"])
-        if route is None:
-            return
-        name, several = route
+    async def _uploads(self, scope: Scope, body: bytes) -> list[bytes]:
+        """The uploaded files of a well-formed upload request, in order."""
+        name, several = UPLOADS[scope["path"]]
         limit = self.settings.max_batch_images
         content_type = dict(scope["headers"]).get(b"content-type", b"").decode("latin-1")
         if not content_type.lower().startswith("multipart/form-data"):
@@ -127,6 +128,7 @@ class Edge:
                 raise BadRequest.several_files(name)
             if len(files) > limit:
                 raise PayloadTooLarge.too_many_images(limit, len(files))
+            return [await file.read() for file in files]
         finally:
             await form.close()
 

@@ -82,11 +82,14 @@ async def send_error(send: Send, error: ServiceError, path: str) -> None:
 async def send_json(
     send: Send, status: int, body: dict[str, str], headers: list[tuple[bytes, bytes]]
 ) -> None:
-    encoded = json.dumps(body).encode()
-    length = str(len(encoded)).encode()
-    start = [(b"content-type", b"application/json"), (b"content-length", length), *headers]
+    await send_json_bytes(send, status, json.dumps(body).encode(), headers)
+
+
+async def send_json_bytes(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    """A whole response of already encoded JSON, straight onto the ASGI ``send``."""
+    start = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]
     await send({"type": "http.response.start", "status": status, "headers": start})
-    await send({"type": "http.response.body", "body": encoded})
+    await send({"type": "http.response.body", "body": body})
 
 
 class ShapedErrors:

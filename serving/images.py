@@ -8,12 +8,13 @@ the full decode (so truncated or corrupt data fails here, not later).
 """
 
 import io
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from models.preprocess import FacePreset
-from serving.errors import ImageTooLarge, InvalidImage, UnsupportedImageFormat
+from serving.errors import ImageTooLarge, InvalidImage, ServiceError, UnsupportedImageFormat
 from serving.settings import MAX_PIXELS_ENV
 
 # Pillow's own bomb guard raises at a fixed 179 MP; ours (below) is configurable and clearer.
@@ -40,6 +41,33 @@ EXAMPLE_UNSUPPORTED = "HEIC/HEIF/AVIF images"
 def pixels_from_upload(data: bytes, preset: FacePreset, max_pixels: int) -> np.ndarray:
     """An uploaded file -> uint8 (3, crop, crop) pixels, through the shared preprocessing."""
     return preset.to_pixels(decode_image(data, max_pixels))
+
+
+# Per upload of a batch: its pixels (then its probabilities), or the error that refused it.
+Outcome = np.ndarray | ServiceError
+
+
+def decode_each(uploads: Sequence[bytes], preset: FacePreset, max_pixels: int) -> list[Outcome]:
+    """A batch of strangers' uploads: each decoded on its own, so a bad one fails only itself."""
+    outcomes: list[Outcome] = []
+    for data in uploads:
+        try:
+            outcomes.append(pixels_from_upload(data, preset, max_pixels))
+        except ServiceError as error:
+            outcomes.append(error)
+    return outcomes
+
+
+def decoded_pixels(outcomes: Sequence[Outcome]) -> np.ndarray | None:
+    """The decoded uploads' pixels as one (N, 3, H, W) batch; None if every one was refused."""
+    pixels = [outcome for outcome in outcomes if isinstance(outcome, np.ndarray)]
+    return np.stack(pixels) if pixels else None
+
+
+def rejoin(outcomes: Sequence[Outcome], rows: np.ndarray) -> list[Outcome]:
+    """The model's rows for ``decoded_pixels(outcomes)`` put back in upload order, beside the errors."""
+    answers = iter(rows)
+    return [next(answers) if isinstance(outcome, np.ndarray) else outcome for outcome in outcomes]
 
 
 def decode_image(data: bytes, max_pixels: int) -> Image.Image:

@@ -1,4 +1,5 @@
-"""The running service, as the FastAPI routes (``/metadata``, ``/docs.json``, ``/v2``) see it."""
+"""The running service, as the FastAPI routes (``/metadata``, ``/docs.json``, ``/v2``) and the
+prediction routes (``serving/direct.py``) see it."""
 
 from typing import Any, Protocol, cast
 
@@ -6,7 +7,7 @@ import bentoml
 import numpy as np
 
 from models.card import ModelCard
-from serving.predictions import ModelMetadata
+from serving.predictions import ModelMetadata, Prediction
 
 
 class Served(Protocol):
@@ -16,6 +17,8 @@ class Served(Protocol):
     card: ModelCard
 
     async def probabilities(self, images: list[bytes]) -> np.ndarray: ...
+
+    async def predictions(self, images: list[bytes]) -> list[Prediction]: ...
 
     async def __is_alive__(self) -> bool: ...
 

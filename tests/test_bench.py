@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -9,11 +10,13 @@ from pathlib import Path
 import pytest
 
 from harness.server import ROOT
+from harness.torchserve import java_missing
 
 pytestmark = pytest.mark.slow
 
 
-def run_module(module: str, *args: str, home: Path) -> None:
+def run_module(module: str, *args: str, home: Path) -> str:
+    """Its standard output; fails the test with its output's end if it fails."""
     result = subprocess.run(
         [sys.executable, "-m", module, *args],
         cwd=ROOT,
@@ -23,21 +26,41 @@ def run_module(module: str, *args: str, home: Path) -> None:
         timeout=300,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    return result.stdout
 
 
-def test_serving_benchmark_measures_and_writes_its_table_and_plot(trained, tmp_path: Path) -> None:
-    args = ["--model", trained.tag, "--seconds", "1", "--warmup", "0.5", "--concurrency", "1", "4"]
-    run_module(
-        "bench.serving", *args, "--configurations", "one process", "--out", str(tmp_path), home=trained.home
-    )
-    result = json.loads((tmp_path / "serving.json").read_text())
-    points = result["runs"]["one process"]
-    assert [p["concurrency"] for p in points] == [1, 4]
-    assert all(p["requests"] > 0 and p["errors"] == 0 and p["p50_ms"] <= p["p99_ms"] for p in points)
-    assert points[0]["mean_batch_size"] == 1.0  # one client never has company
+def test_serving_benchmark_measures_beside_torchserve_and_writes_its_table_and_plot(
+    trained, tmp_path: Path
+) -> None:
+    if java_missing():
+        pytest.skip("TorchServe needs Java 17 (`java` is not on PATH)")
+    args = ["--model", trained.tag, "--models", "demo", "--seconds", "1", "--warmup", "0.5"]
+    args += [
+        "--concurrency",
+        "1",
+        "32",
+        "--configurations",
+        "one process",
+        "TorchServe",
+        "--out",
+        str(tmp_path),
+    ]
+    output = run_module("bench.serving", *args, home=trained.home)
+    result = json.loads((tmp_path / "serving.json").read_text())["demo"]
+    for server in ("one process", "TorchServe"):
+        points = result["runs"][server]
+        assert [p["concurrency"] for p in points] == [1, 32]
+        assert all(p["requests"] > 0 and p["errors"] == 0 and p["p50_ms"] <= p["p99_ms"] for p in points)
+        assert all(p["server_cpu_ms_per_request"] > 0 and p["rss_mib"] > 100 for p in points)
+    assert result["runs"]["one process"][0]["mean_batch_size"] == 1.0  # one client never has company
     assert result["in_process_limit"]["64"]["images_per_s"] > 0
-    assert "| one process | 4 |" in (tmp_path / "serving.md").read_text()
+    table = (tmp_path / "serving.md").read_text()
+    assert "| one process | 32 |" in table and "| TorchServe | 32 |" in table
     assert (tmp_path / "serving.png").read_bytes().startswith(b"\x89PNG")
+    ours, theirs = result["runs"]["one process"][1], result["runs"]["TorchServe"][1]
+    line = output.strip().splitlines()[-1]  # the last line, for scripts: req/s and RSS ratios
+    assert re.fullmatch(r"vs TorchServe: demo one-process c=32 [0-9.]+x c=64 n/a rss [0-9.]+x", line)
+    assert line.split()[5] == f"{ours['requests_per_s'] / theirs['requests_per_s']:.2f}x"
 
 
 def test_training_benchmark_compares_the_loop_with_raw_compute(synthetic_dir: Path, tmp_path: Path) -> None:

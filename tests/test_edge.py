@@ -14,6 +14,7 @@ from unittest.mock import AsyncMock
 import httpx
 import pytest
 
+from serving.direct import UPLOADS_KEY
 from serving.edge import Edge
 from serving.errors import BY_STATUS, SERVER_ERROR_MESSAGE
 from serving.settings import MAX_BODY_ENV, MAX_IMAGES_ENV, TOKEN_ENV, Settings
@@ -29,10 +30,10 @@ class Stub:
     def __init__(self, status: int = 200, body: bytes = b'{"ok": true}', ctype: str = "application/json"):
         self.status, self.body, self.content_type = status, body, ctype.encode()
         self.received: list[bytes] = []  # the body of each call
-        self.scopes: list[str] = []
+        self.scopes: list[Message] = []
 
     async def __call__(self, scope: Message, receive: Any, send: Any) -> None:
-        self.scopes.append(scope["type"])
+        self.scopes.append(scope)
         if scope["type"] != "http":
             return
         chunks, more = [], True
@@ -93,7 +94,7 @@ def multipart(files: list | None = None, data: dict | None = None) -> tuple[dict
 
 
 def image(field: str = "image", n: int = 1) -> list:
-    return [(field, (f"face{i}.jpg", JPEG, "image/jpeg")) for i in range(n)]
+    return [(field, (f"face{i}.jpg", JPEG + bytes([i]), "image/jpeg")) for i in range(n)]  # told apart
 
 
 def post_upload(edge: Edge, path: str, files: list) -> Answer:
@@ -251,18 +252,18 @@ def client_disconnect() -> Message:
 
 
 @pytest.mark.parametrize(("path", "files"), [("/predict", image()), ("/predict_batch", image("images", 3))])
-def test_well_formed_upload_reaches_app_unchanged(app: Stub, path: str, files: list) -> None:
+def test_well_formed_upload_reaches_app_unchanged_with_its_files(app: Stub, path: str, files: list) -> None:
     headers, body = multipart(files)
     half = len(body) // 2
     answer = call(Edge(app, Settings(max_batch_images=3)), "POST", path, headers, (body[:half], body[half:]))
-    assert answer.status == 200 and answer.body == b'{"ok": true}'
-    assert app.received == [body]
+    assert answer.status == 200 and answer.body == b'{"ok": true}' and app.received == [body]
+    assert [s[UPLOADS_KEY] for s in app.scopes] == [[JPEG + bytes([n]) for n in range(len(files))]]
 
 
 @pytest.mark.parametrize(("method", "path"), [("GET", "/predict"), ("POST", "/other"), ("POST", "/v2/x")])
 def test_not_body_checked(app: Stub, method: str, path: str) -> None:
     answer = call(Edge(app, Settings()), method, path, {"content-type": "text/plain"}, (b"plain text",))
-    assert answer.status == 200 and app.received == [b"plain text"]
+    assert answer.status == 200 and app.received == [b"plain text"] and UPLOADS_KEY not in app.scopes[0]
 
 
 PLAIN_ERRORS = [
@@ -302,7 +303,7 @@ def test_v2_errors_keep_the_apps_body(body: bytes) -> None:
     assert (answer.status, answer.body, answer.headers["content-type"]) == (404, body, "text/plain")
 
 
-@pytest.mark.parametrize("check", ["_authorize", "_read_body", "_check_upload"])
+@pytest.mark.parametrize("check", ["_authorize", "_read_body", "_uploads"])
 def test_bug_in_edge_check_answers_500(app: Stub, monkeypatch: pytest.MonkeyPatch, check: str) -> None:
     def broken(*args: Any) -> None:
         raise RuntimeError("bug")
@@ -316,4 +317,4 @@ def test_bug_in_edge_check_answers_500(app: Stub, monkeypatch: pytest.MonkeyPatc
 def test_lifespan_goes_straight_to_app(app: Stub) -> None:
     send = AsyncMock()
     asyncio.run(Edge(app, Settings(api_token=TOKEN))({"type": "lifespan"}, AsyncMock(), send))
-    assert app.scopes == ["lifespan"] and not send.called
+    assert [scope["type"] for scope in app.scopes] == ["lifespan"] and not send.called

@@ -9,7 +9,7 @@ from PIL import Image
 from harness.faces import encoded, face
 from models.preprocess import FacePreset, to_rgb
 from serving.errors import ImageTooLarge, InvalidImage, UnsupportedImageFormat
-from serving.images import decode_image, pixels_from_upload
+from serving.images import decode_each, decode_image, decoded_pixels, pixels_from_upload, rejoin
 from serving.settings import Settings
 
 from .bad_uploads import corrupt, gif_declaring, png_declaring, truncated
@@ -143,3 +143,22 @@ def test_unreadable_uploads_say_what_was_wrong(data: bytes, error: type, message
     with pytest.raises(error, match=message) as raised:
         decode(data)
     assert "JPEG (and MPO), PNG, WebP" in str(raised.value) or "decoded" in str(raised.value)
+
+
+def test_a_batch_of_uploads_decodes_each_on_its_own_and_rejoins_in_order() -> None:
+    preset = FacePreset()
+    uploads = [encoded(face(1), "JPEG"), b"not an image", encoded(face(2), "PNG"), b""]
+    outcomes = decode_each(uploads, preset, Settings().max_pixels)
+    assert [type(o) for o in outcomes] == [np.ndarray, InvalidImage, np.ndarray, InvalidImage]
+    pixels = decoded_pixels(outcomes)
+    assert pixels is not None and pixels.shape == (2, 3, preset.crop_size, preset.crop_size)
+    np.testing.assert_array_equal(pixels[1], pixels_from_upload(uploads[2], preset, Settings().max_pixels))
+    rows = np.array([[1.0], [2.0]])
+    joined = rejoin(outcomes, rows)
+    assert joined[0].tolist() == [1.0] and joined[2].tolist() == [2.0]  # the model's rows, in place
+    assert joined[1] is outcomes[1] and joined[3] is outcomes[3]  # each refusal stays with its upload
+
+
+def test_a_batch_with_nothing_decodable_has_no_pixels() -> None:
+    outcomes = decode_each([b"nope", b""], FacePreset(), Settings().max_pixels)
+    assert decoded_pixels(outcomes) is None and rejoin(outcomes, np.empty((0, 40))) == outcomes

@@ -79,8 +79,11 @@ def test_the_shipped_packages_never_import_the_training_stack(part: str) -> None
     assert_none_loads([f"{part}.{file.stem}" for file in python_files(part)], TRAINING_STACK)
 
 
-def test_the_service_does_not_import_the_training_stack(trained: TrainedModel) -> None:
-    assert_none_loads(["service"], TRAINING_STACK, env={**os.environ, "BENTOML_HOME": str(trained.home)})
+def test_the_service_definitions_import_neither_the_training_stack_nor_torch(trained: TrainedModel) -> None:
+    """What the `bentoml serve` process and the split's API process import: torch (about 200 MiB
+    per process) is loaded only where the model runs."""
+    env = {**os.environ, "BENTOML_HOME": str(trained.home)}
+    assert_none_loads(["service"], (*TRAINING_STACK, "torch"), env=env)
 
 
 def test_the_torchserve_handler_needs_no_bentoml_and_no_web_framework() -> None:

@@ -1,0 +1,154 @@
+"""Where the serving memory goes: per import in one process, and per process of each server.
+
+    python -m bench.memory                            # the demo model, both topologies, TorchServe
+    python -m bench.memory --configurations split --seconds 5
+
+1. An import ladder: a fresh interpreter's resident memory after each step a serving process
+   takes (Python; numpy and Pillow; the web stack; the service definitions; torch; the model
+   loaded and warmed), so each part's share is the difference between two rows.
+2. Each server as its users run it: every process of its tree (the process manager, API
+   processes, model workers, TorchServe's JVM), its RSS and USS (the pages only it holds) at
+   rest after start-up and after ``--seconds`` of 32 closed-loop clients. The growth under load is
+   what requests leave behind: thread stacks, allocator arenas, caches.
+Writes ``memory.md`` and ``memory.json`` into ``--out``.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+
+from bench.load import closed_loop
+from bench.servers import CONFIGURATIONS, DEFAULT_CONFIGURATIONS, process_tree, started
+from harness.faces import face_jpeg
+from harness.server import ROOT
+from models.store import store_home
+from serving.settings import MODEL_ENV, Settings
+
+MIB = 2**20
+LADDER = (
+    ("Python", "pass"),
+    ("numpy, Pillow", "import numpy, PIL.Image"),
+    ("bentoml, fastapi, pydantic", "import bentoml, fastapi, pydantic"),
+    ("the service definitions (service.py)", "import service"),
+    ("torch", "import torch"),
+    ("the model, loaded and warmed", "from models.store import load_runtime, require_model\n"
+     f"load_runtime(require_model(os.environ['{MODEL_ENV}'], 'model'))"),
+)  # fmt: skip
+
+
+def import_ladder(model_tag: str) -> list[dict]:
+    """RSS after each step, in one fresh interpreter: each step adds to those before it."""
+    lines = ["import json, os, psutil"]
+    for name, code in LADDER:
+        lines += [code, f"print(json.dumps([{name!r}, psutil.Process().memory_info().rss]), flush=True)"]
+    result = subprocess.run(
+        [sys.executable, "-c", "\n".join(lines)],
+        cwd=ROOT, env={**os.environ, MODEL_ENV: model_tag}, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    steps, before = [], 0
+    for line in result.stdout.splitlines():
+        name, rss = json.loads(line)
+        steps.append({"step": name, "rss_mib": rss / MIB, "added_mib": (rss - before) / MIB})
+        before = rss
+    return steps
+
+
+def role(process: psutil.Process) -> str:
+    """What a process of a server tree is, from its command line."""
+    command = " ".join(process.cmdline())
+    if "_bentoml_impl.worker.service" in command:
+        name = command.split("--service-name", 1)[1].split()[0] if "--service-name" in command else "?"
+        return f"BentoML worker: {name}"
+    if "bentoml serve" in command:
+        return "bentoml serve (process manager)"
+    if "java" in process.name():
+        return "TorchServe frontend (JVM)"
+    if "model_service_worker" in command:
+        return "TorchServe Python worker"
+    if "torchserve" in command:
+        return "torchserve (launcher)"
+    return process.name()
+
+
+def snapshot(pid: int) -> dict[int, dict]:
+    found = {}
+    for process in process_tree(pid):
+        memory = process.memory_full_info()
+        found[process.pid] = {
+            "process": role(process),
+            "rss_mib": memory.rss / MIB,
+            "uss_mib": memory.uss / MIB,
+        }
+    return found
+
+
+def server_memory(config_name: str, model_tag: str, seconds: float, images: list[bytes]) -> list[dict]:
+    config = next(c for c in CONFIGURATIONS if c.name == config_name)
+    with started(config, model_tag, store_home(), images, torchserve_batch=16) as server:
+        asyncio.run(closed_loop(server.url, server.uploads, 1, 1, server.path))  # every process warm
+        rest = snapshot(server.pid)
+        asyncio.run(closed_loop(server.url, server.uploads, 32, seconds, server.path))
+        loaded = snapshot(server.pid)
+    return [
+        {
+            "server": config_name,
+            **loaded[pid],
+            "rss_at_rest_mib": rest[pid]["rss_mib"] if pid in rest else None,
+        }
+        for pid in loaded
+    ]
+
+
+def markdown(ladder: list[dict], processes: list[dict]) -> str:
+    lines = ["| step (one process, cumulative) | RSS MiB | added MiB |", "|--|--:|--:|"]
+    lines += [f"| {s['step']} | {s['rss_mib']:.0f} | {s['added_mib']:+.0f} |" for s in ladder]
+    lines += [
+        "",
+        "| server | process | RSS at rest | RSS after load | USS after load |",
+        "|--|--|--:|--:|--:|",
+    ]
+    for p in processes:
+        rest = "-" if p["rss_at_rest_mib"] is None else f"{p['rss_at_rest_mib']:.0f}"
+        lines.append(f"| {p['server']} | {p['process']} | {rest} | {p['rss_mib']:.0f} | {p['uss_mib']:.0f} |")
+    for server in dict.fromkeys(p["server"] for p in processes):
+        tree = [p for p in processes if p["server"] == server]
+        rest = sum(p["rss_at_rest_mib"] or 0 for p in tree)
+        lines.append(f"| {server} | **whole tree** | {rest:.0f} | {sum(p['rss_mib'] for p in tree):.0f} "
+                     f"| {sum(p['uss_mib'] for p in tree):.0f} |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--model", default=Settings.from_env(only={MODEL_ENV}).model, help="model tag (default: %(default)s)"
+    )
+    parser.add_argument("--configurations", nargs="+", choices=[c.name for c in CONFIGURATIONS],
+                        default=list(DEFAULT_CONFIGURATIONS), help="servers (default: all three)")  # fmt: skip
+    parser.add_argument("--seconds", type=float, default=10, help="seconds of load (default: 10)")
+    parser.add_argument(
+        "--out", type=Path, default=Path("runs/bench"), help="output folder (default: runs/bench)"
+    )
+    args = parser.parse_args()
+    images = [face_jpeg(seed) for seed in range(64)]
+    ladder = import_ladder(args.model)
+    processes = [
+        p for name in args.configurations for p in server_memory(name, args.model, args.seconds, images)
+    ]
+    table = markdown(ladder, processes)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "memory.json").write_text(json.dumps({"imports": ladder, "processes": processes}, indent=2))
+    (args.out / "memory.md").write_text(table)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
