@@ -208,7 +208,8 @@ class FaceAttributesOneProcess(FaceAttributesAPI):
     def __init__(self) -> None:
         super().__init__()
         self.runtime = load_runtime(self.model)
-        self.cores = len(os.sched_getaffinity(0))
+        # Threads for a lone request: every core if that makes this model faster (timed now).
+        self.lone_threads = self.runtime.fastest_threads(len(os.sched_getaffinity(0)))
         # Made here, not at import: BentoML switches prometheus_client to its multi-process
         # mode in each worker after this file is imported, and /metrics must see every worker.
         self.batch_sizes = prometheus_client.Histogram(
@@ -229,9 +230,9 @@ class FaceAttributesOneProcess(FaceAttributesAPI):
         if (pixels := decoded_pixels(outcomes)) is None:
             return outcomes
         self.batch_sizes.observe(len(pixels))
-        # A lone request gets every core: its latency is one forward pass, and no one else asked.
-        # More means load: one thread, so the processes (one per core) do not fight over cores.
-        threads = self.cores if self.requests_in_flight == 1 else 1
+        # A lone request may use every core: its latency is one forward pass, and no one else
+        # asked. More means load: one thread, so the processes (one per core) share the cores.
+        threads = self.lone_threads if self.requests_in_flight == 1 else 1
         return rejoin(outcomes, self.runtime(pixels, threads))
 
 
