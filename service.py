@@ -108,6 +108,7 @@ class FaceAttributesAPI(ABC):
     """The HTTP API both topologies serve; each says where inference runs (``classify``)."""
 
     model = MODEL
+    batches_in_flight = 1  # calls of ``classify`` at once
 
     def __init__(self) -> None:
         self.card = read_card(self.model)
@@ -115,7 +116,7 @@ class FaceAttributesAPI(ABC):
         self.tag = str(self.model.tag)
         # Concurrent requests' uploads are decoded and classified together: one thread hop and
         # one forward pass (or worker call) per batch, as TorchServe's batching does.
-        self.batcher = MicroBatcher(self.classify, SETTINGS.max_batch_size)
+        self.batcher = MicroBatcher(self.classify, SETTINGS.max_batch_size, self.batches_in_flight)
         self.requests_in_flight = 0
 
     @abstractmethod
@@ -176,6 +177,8 @@ class FaceAttributes(FaceAttributesAPI):
     """Face attributes (CelebA's 40) from an uploaded image."""
 
     classifier = bentoml.depends(AttributeClassifier)
+    # One batch is decoded here while the last is in the worker: the two processes overlap.
+    batches_in_flight = 2
 
     async def __is_alive__(self) -> bool:
         """Alive while the worker answers. Inside a container BentoML does not respawn a dead
@@ -208,8 +211,8 @@ class FaceAttributesOneProcess(FaceAttributesAPI):
     def __init__(self) -> None:
         super().__init__()
         self.runtime = load_runtime(self.model)
-        # Threads for a lone request: every core if that makes this model faster (timed now).
-        self.lone_threads = self.runtime.fastest_threads(len(os.sched_getaffinity(0)))
+        # Threads for a lone request: every core, if this model's pass is long enough to gain.
+        self.lone_threads = self.runtime.lone_image_threads(len(os.sched_getaffinity(0)))
         # Made here, not at import: BentoML switches prometheus_client to its multi-process
         # mode in each worker after this file is imported, and /metrics must see every worker.
         self.batch_sizes = prometheus_client.Histogram(

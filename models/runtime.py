@@ -33,21 +33,16 @@ class ModelRuntime:
             batch = torch.from_numpy(pixels).to(self.device, non_blocking=True)
             return self.module(batch.contiguous(memory_format=torch.channels_last)).float().cpu().numpy()
 
-    def fastest_threads(self, most: int, gain: float = 0.8) -> int:
-        """The torch threads (1 or ``most``) that run one image fastest, timed here: more threads
-        only if they take at most ``gain`` of one thread's time. On 2 cores a tiny network is
-        slower with 2 threads (waking the second costs more than it saves); resnet18 at 128 px
-        is about 1.7x faster."""
+    def lone_image_threads(self, most: int, worth_s: float = 0.005) -> int:
+        """Threads for a pass of one image: ``most`` if one thread takes at least ``worth_s``
+        for it, else 1. Waking more threads costs about as much as a small network's whole
+        pass: on 2 cores the tiny network (1.5 ms) is slower with 2 threads, resnet18 at 128 px
+        (45 ms) 1.7x faster. A time, not a race between thread counts: the worker processes start
+        together and would time each other's load."""
         image = np.zeros((1, 3, self.crop_size, self.crop_size), dtype=np.uint8)
-
-        def seconds(threads: int) -> float:
-            self(image, threads)  # the first pass at a new thread count starts the threads
-            timings = []
-            for _ in range(5):
-                start = time.perf_counter()
-                self(image, threads)
-                timings.append(time.perf_counter() - start)
-            return float(np.median(timings))
-
-        one = seconds(1)
-        return most if most > 1 and seconds(most) <= gain * one else 1
+        timings = []
+        for _ in range(5):
+            start = time.perf_counter()
+            self(image, 1)
+            timings.append(time.perf_counter() - start)
+        return most if min(timings) >= worth_s else 1

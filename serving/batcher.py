@@ -20,20 +20,34 @@ class MicroBatcher(Generic[In, Out]):
     """Await ``function`` on the items of the queued requests, in order, one call at a time;
     it returns one output per item."""
 
-    def __init__(self, function: Callable[[list[In]], Awaitable[Sequence[Out]]], max_batch_size: int) -> None:
-        if max_batch_size < 1:
-            raise ValueError(f"max_batch_size must be at least 1, got {max_batch_size}")
+    def __init__(
+        self,
+        function: Callable[[list[In]], Awaitable[Sequence[Out]]],
+        max_batch_size: int,
+        max_in_flight: int = 1,
+    ) -> None:
+        """``max_in_flight``: calls running at once; 2 lets one batch be prepared while the
+        last one is still being answered elsewhere (the split's worker)."""
+        if max_batch_size < 1 or max_in_flight < 1:
+            raise ValueError(
+                f"need max_batch_size, max_in_flight >= 1, got {max_batch_size}, {max_in_flight}"
+            )
         self.function = function
         self.max_batch_size = max_batch_size
+        self.max_in_flight = max_in_flight
         self.queue: list[tuple[Sequence[In], asyncio.Future[Sequence[Out]]]] = []
-        self.running: asyncio.Task[None] | None = None
+        self.draining = 0  # calls' loops running now
+        self.tasks: set[asyncio.Task[None]] = set()  # held: the event loop keeps only weak references
 
     async def __call__(self, inputs: Sequence[In]) -> Sequence[Out]:
         """N items -> the function's N outputs for them."""
         future: asyncio.Future[Sequence[Out]] = asyncio.get_running_loop().create_future()
         self.queue.append((inputs, future))
-        if self.running is None:
-            self.running = asyncio.create_task(self._drain())
+        if self.draining < self.max_in_flight:
+            self.draining += 1
+            task = asyncio.create_task(self._drain())
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
         return await future
 
     async def _drain(self) -> None:
@@ -52,8 +66,8 @@ class MicroBatcher(Generic[In, Out]):
                     if not future.done():  # a caller that went away is skipped
                         future.set_result(outputs[start : start + len(inputs)])
                     start += len(inputs)
-        finally:
-            self.running = None
+        finally:  # no await between the empty queue and this: no request is left without a loop
+            self.draining -= 1
 
     def _take(self) -> list[tuple[Sequence[In], asyncio.Future[Sequence[Out]]]]:
         """The oldest requests whose items fit in one batch; always at least one request."""

@@ -13,10 +13,12 @@ class RecordingModel:
 
     def __init__(self) -> None:
         self.batch_sizes: list[int] = []
+        self.calls = 0
         self.release = asyncio.Event()
 
     async def __call__(self, inputs: list[float]) -> list[float]:
-        if not self.batch_sizes:
+        self.calls += 1
+        if self.calls == 1:
             await asyncio.wait_for(self.release.wait(), 5)  # hold the first pass so the others queue up
         self.batch_sizes.append(len(inputs))
         return [x * 2 for x in inputs]
@@ -98,6 +100,24 @@ def test_a_caller_that_gives_up_does_not_hurt_the_others() -> None:
     assert asyncio.run(scenario()) == [10.0]
 
 
-def test_max_batch_size_must_be_positive() -> None:
-    with pytest.raises(ValueError, match="at least 1"):
-        MicroBatcher(lambda x: x, 0)
+@pytest.mark.parametrize(("max_batch_size", "max_in_flight"), [(0, 1), (1, 0)])
+def test_limits_must_be_positive(max_batch_size: int, max_in_flight: int) -> None:
+    with pytest.raises(ValueError, match=">= 1"):
+        MicroBatcher(RecordingModel(), max_batch_size, max_in_flight)
+
+
+def test_with_two_in_flight_the_next_batch_runs_while_the_first_is_held() -> None:
+    model = RecordingModel()
+
+    async def scenario() -> list[list[float]]:
+        batcher = MicroBatcher(model, 64, max_in_flight=2)
+        first = asyncio.create_task(batcher([0.0]))
+        await asyncio.sleep(0.05)  # held by the model
+        rest = [asyncio.create_task(batcher([float(n)])) for n in (1, 2)]
+        done = await asyncio.wait_for(asyncio.gather(*rest), 1)  # answered while the first is held
+        assert not first.done()
+        model.release.set()
+        return [list(await first), *map(list, done)]
+
+    assert asyncio.run(scenario()) == [[0.0], [2.0], [4.0]]
+    assert model.batch_sizes == [2, 1]  # the two that queued shared the second call, done first

@@ -28,8 +28,7 @@ def test_a_pass_gives_the_same_probabilities_whatever_its_threads(runtime: Model
         assert torch.get_num_threads() == threads  # set in the calling thread, for this pass
 
 
-def test_fastest_threads_is_one_or_most_and_one_when_most_is_one(runtime: ModelRuntime) -> None:
-    assert runtime.fastest_threads(1) == 1
-    assert runtime.fastest_threads(2) in (1, 2)
-    assert runtime.fastest_threads(2, gain=0.0) == 1  # two threads never take no time
-    assert runtime.fastest_threads(2, gain=float("inf")) == 2  # any time is within an infinite gain
+def test_a_lone_image_gets_more_threads_only_where_a_pass_takes_long_enough(runtime: ModelRuntime) -> None:
+    assert runtime.lone_image_threads(1) == 1
+    assert runtime.lone_image_threads(4, worth_s=0.0) == 4  # any pass takes at least no time
+    assert runtime.lone_image_threads(4, worth_s=60.0) == 1  # no pass of the tiny network takes a minute
