@@ -61,10 +61,13 @@ test: install browser engine
 soak: model
 	FACE_ATTRIBUTES_MODEL=$(MODEL) $(BIN)/python -m bench.soak --requests 20000
 
-# Serving (both topologies, batching on and off, concurrency 1/8/32/64) against the in-process
-# limit, then training throughput against raw compute: about 5 minutes on 2 cores.
+# Serving beside TorchServe (both topologies, the demo model and a resnet18 at 128 px trained one
+# epoch the first time, concurrency 1/8/32/64) against the in-process limit; where the serving
+# memory goes; training throughput against raw compute. About 12 minutes on 2 cores, plus about
+# 15 the first time (the resnet18).
 bench: model
 	$(BIN)/python -m bench.serving --model $(MODEL)
+	$(BIN)/python -m bench.memory --model $(MODEL)
 	$(BIN)/python -m bench.training
 
 # Training data at CelebA's size: annotation read, first batch, loader images/s with 1/2/4 processes,

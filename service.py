@@ -118,6 +118,13 @@ class FaceAttributesAPI(ABC):
         # one forward pass (or worker call) per batch, as TorchServe's batching does.
         self.batcher = MicroBatcher(self.classify, SETTINGS.max_batch_size, self.batches_in_flight)
         self.requests_in_flight = 0
+        # Made here, not at import: BentoML switches prometheus_client to its multi-process
+        # mode in each worker after this file is imported, and /metrics must see every worker.
+        self.batch_sizes = prometheus_client.Histogram(
+            "face_attributes_batch_size",
+            "Images per batch: a forward pass (one process) or a call to the worker (split)",
+            buckets=BATCH_SIZE_BUCKETS,
+        )
 
     @abstractmethod
     async def classify(self, uploads: list[Path | bytes]) -> list[Outcome]:
@@ -192,6 +199,7 @@ class FaceAttributes(FaceAttributesAPI):
         outcomes = await anyio.to_thread.run_sync(self.decode, uploads)
         if (pixels := decoded_pixels(outcomes)) is None:
             return outcomes
+        self.batch_sizes.observe(len(pixels))
         try:
             return rejoin(outcomes, await self.classifier.to_async.classify(pixels))
         except (TimeoutError, aiohttp.ClientError, BentoMLException) as error:
@@ -213,11 +221,6 @@ class FaceAttributesOneProcess(FaceAttributesAPI):
         self.runtime = load_runtime(self.model)
         # Threads for a lone request: every core, if this model's pass is long enough to gain.
         self.lone_threads = self.runtime.lone_image_threads(len(os.sched_getaffinity(0)))
-        # Made here, not at import: BentoML switches prometheus_client to its multi-process
-        # mode in each worker after this file is imported, and /metrics must see every worker.
-        self.batch_sizes = prometheus_client.Histogram(
-            "face_attributes_batch_size", "Images per forward pass", buckets=BATCH_SIZE_BUCKETS
-        )
         self.siblings = Siblings()
 
     async def __is_alive__(self) -> bool:

@@ -132,7 +132,7 @@ def main() -> None:
         "--model", default=Settings.from_env(only={MODEL_ENV}).model, help="model tag (default: %(default)s)"
     )
     parser.add_argument("--configurations", nargs="+", choices=[c.name for c in CONFIGURATIONS],
-                        default=list(DEFAULT_CONFIGURATIONS), help="servers (default: all three)")  # fmt: skip
+                        default=list(DEFAULT_CONFIGURATIONS), help="servers (default: all)")  # fmt: skip
     parser.add_argument("--seconds", type=float, default=10, help="seconds of load (default: 10)")
     parser.add_argument(
         "--out", type=Path, default=Path("runs/bench"), help="output folder (default: runs/bench)"

@@ -87,5 +87,5 @@ def started(
             "/predict",
             image_uploads(images),
             running.pid,
-            lambda: batch_counters(running.url, config.target),
+            lambda: batch_counters(running.url),
         )

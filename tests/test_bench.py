@@ -63,6 +63,22 @@ def test_serving_benchmark_measures_beside_torchserve_and_writes_its_table_and_p
     assert line.split()[5] == f"{ours['requests_per_s'] / theirs['requests_per_s']:.2f}x"
 
 
+def test_memory_benchmark_breaks_down_imports_and_each_process(trained, tmp_path: Path) -> None:
+    args = ["--model", trained.tag, "--configurations", "split", "--seconds", "1", "--out", str(tmp_path)]
+    run_module("bench.memory", *args, home=trained.home)
+    result = json.loads((tmp_path / "memory.json").read_text())
+    steps = {step["step"]: step for step in result["imports"]}
+    assert steps["torch"]["added_mib"] > 50 > steps["the service definitions (service.py)"]["added_mib"]
+    roles = sorted(p["process"] for p in result["processes"])
+    assert roles == [
+        "BentoML worker: AttributeClassifier",
+        "BentoML worker: face-attributes",
+        "bentoml serve (process manager)",
+    ]
+    assert all(p["rss_mib"] >= p["uss_mib"] > 0 for p in result["processes"])
+    assert "| split | **whole tree** |" in (tmp_path / "memory.md").read_text()
+
+
 def test_training_benchmark_compares_the_loop_with_raw_compute(synthetic_dir: Path, tmp_path: Path) -> None:
     args = ["--data-dir", str(synthetic_dir), "--steps", "3", "--num-workers", "0", "--out", str(tmp_path)]
     run_module("bench.training", *args, home=tmp_path)

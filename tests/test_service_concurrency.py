@@ -42,7 +42,7 @@ async def hammer(url: str, images: list[bytes]) -> list[tuple[int, int, dict | s
     return results
 
 
-def test_concurrent_clients_lose_nothing_and_get_their_own_answers(server: str, topology: str) -> None:
+def test_concurrent_clients_lose_nothing_and_get_their_own_answers(server: str) -> None:
     images = [face_jpeg(seed) for seed in range(8)]
     expected = [
         probabilities(httpx.post(f"{server}/predict", files={"image": ("f.jpg", d, "image/jpeg")}).json())
@@ -56,6 +56,6 @@ def test_concurrent_clients_lose_nothing_and_get_their_own_answers(server: str, 
     for index, _, body in results:
         got = probabilities(body)  # type: ignore[arg-type]
         assert max(abs(got[name] - p) for name, p in expected[index].items()) <= 1e-5
-    images, forward_passes = batch_counters(server, f"service:{topology}")
+    images, forward_passes = batch_counters(server)
     assert images >= REQUESTS
     assert forward_passes < REQUESTS, "concurrent requests should share forward passes"
