@@ -71,13 +71,13 @@ def wait_until_ready(url: str, process: subprocess.Popen, log: IO[bytes]) -> Non
         time.sleep(0.5)
 
 
-def stop(process: subprocess.Popen) -> None:
-    """SIGTERM the server's whole process group; SIGKILL it if it lingers."""
+def stop(process: subprocess.Popen, timeout: float = 30) -> None:
+    """SIGTERM the server's whole process group; SIGKILL it if it lingers past ``timeout`` s."""
     if process.poll() is not None:
         return
     os.killpg(process.pid, signal.SIGTERM)
     try:
-        process.wait(timeout=30)
+        process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()

@@ -2,7 +2,6 @@
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from harness.faces import face_jpeg
-from harness.server import ROOT, free_port
+from harness.server import ROOT, free_port, stop
 from models.names import PROTOCOL_MODEL_NAME
 
 BIN = Path(sys.executable).parent
@@ -79,12 +78,7 @@ def torchserve(
         wait_for_model(url, process)
         yield RunningTorchServe(url, process.pid)
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop(process, timeout=60)
 
 
 def register(management: str, archive: str, options: TorchServeOptions, process: subprocess.Popen) -> None:
