@@ -41,7 +41,8 @@ def steps(out: Path, seconds: float) -> list[Step]:
             "--max-epochs", "3", "--output-dir", str(out / "train"), "--model-name", "face-attributes",
         ]),
         Step("serving benchmark, worker on CUDA", [
-            python, "-m", "bench.serving", "--model", "face-attributes:latest", "--seconds", str(seconds),
+            python, "-m", "bench.serving", "--model", "face-attributes:latest", "--models", "demo",
+            "--seconds", str(seconds),
             "--configurations", "split", "one process", "--out", str(out / "serving"),
         ]),
     ]  # fmt: skip

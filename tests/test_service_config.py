@@ -12,7 +12,7 @@ from .conftest import PYTHON, TrainedModel
 
 SHOW = (
     "import json, service\n"
-    "print(json.dumps({s.__name__: s.config.get('tracing') for s in "
+    "print(json.dumps({s.inner.__name__: s.config.get('tracing') for s in "
     "(service.FaceAttributes, service.FaceAttributesOneProcess)}))"
 )
 
