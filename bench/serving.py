@@ -52,7 +52,7 @@ def measure_point(server: Server, clients: int, seconds: float) -> dict:
     server_before, client_before = cpu_seconds(server.pid), time.process_time()
     result = asyncio.run(closed_loop(server.url, server.uploads, clients, seconds, server.path))
     server_cpu, client_cpu = cpu_seconds(server.pid) - server_before, time.process_time() - client_before
-    mean_batch = None  # where nothing is recorded: TorchServe, or BentoML's unbatched endpoint
+    mean_batch = None  # TorchServe reports no batch sizes
     if counters_before and server.batch_counters:
         (images_before, batches_before), (images, batches) = counters_before, server.batch_counters()
         mean_batch = (

@@ -17,8 +17,8 @@ Out = TypeVar("Out")
 
 
 class MicroBatcher(Generic[In, Out]):
-    """Await ``function`` on the items of the queued requests, in order, one call at a time;
-    it returns one output per item."""
+    """Await ``function`` on the items of the queued requests, in order, ``max_in_flight`` calls
+    at a time at most; it returns one output per item."""
 
     def __init__(
         self,
