@@ -41,9 +41,9 @@ from serving.edge import Edge
 from serving.errors import ServiceError, WorkerUnavailable
 from serving.graceful import delay_worker_shutdown, stop_processes_before_cleanup
 from serving.handlers import json_errors
-from serving.images import Outcome, decode_each, decoded_pixels, rejoin
+from serving.images import FacesInPhoto, Outcome, decode_each, decoded_pixels, faces_in_photo, rejoin
 from serving.openapi import Examples, document_service
-from serving.predictions import ModelMetadata, Prediction, to_prediction
+from serving.predictions import Detection, ModelMetadata, Prediction, to_detection, to_prediction
 from serving.settings import MODEL_ENV, ONE_PROCESS, Settings, SettingsError
 from serving.siblings import Siblings
 
@@ -130,16 +130,17 @@ class FaceAttributesAPI(ABC):
         )
 
     @abstractmethod
-    async def classify(self, uploads: list[Path | bytes]) -> list[Outcome]:
-        """Per upload: its (40,) probabilities, or the error that refused it."""
+    async def classify(self, uploads: list[Path | bytes | np.ndarray]) -> list[Outcome]:
+        """Per upload (or face already made pixels): its (40,) probabilities, or the error that
+        refused it."""
 
-    def decode(self, uploads: list[Path | bytes]) -> list[Outcome]:
+    def decode(self, uploads: list[Path | bytes | np.ndarray]) -> list[Outcome]:
         """Each upload's pixels or error; blocking, so it runs in a worker thread."""
-        data = [upload if isinstance(upload, bytes) else upload.read_bytes() for upload in uploads]
+        data = [upload.read_bytes() if isinstance(upload, Path) else upload for upload in uploads]
         return decode_each(data, self.preset, SETTINGS.max_pixels)
 
-    async def probabilities(self, images: list[Path] | list[bytes]) -> np.ndarray:
-        """(N, 40) probabilities for N uploads, through the batching inference path."""
+    async def probabilities(self, images: list[Path] | list[bytes] | list[np.ndarray]) -> np.ndarray:
+        """(N, 40) probabilities for N uploads (or faces' pixels), through the batching inference path."""
         self.requests_in_flight += 1
         try:
             outcomes = await self.batcher(images)
@@ -154,6 +155,18 @@ class FaceAttributesAPI(ABC):
     async def predictions(self, images: list[Path] | list[bytes]) -> list[Prediction]:
         """What ``/predict`` and ``/predict_batch`` answer, however they are called."""
         return [to_prediction(p, self.card, self.tag) for p in await self.probabilities(images)]
+
+    def find_faces(self, upload: Path | bytes) -> FacesInPhoto:
+        """Decode, detect, align and preprocess; blocking, so it runs in a worker thread."""
+        data = upload.read_bytes() if isinstance(upload, Path) else upload
+        limits = SETTINGS.max_pixels, SETTINGS.max_faces, SETTINGS.detection_side
+        return faces_in_photo(data, self.preset, *limits)
+
+    async def detections(self, upload: Path | bytes) -> Detection:
+        """What ``/detect`` answers: the faces' pixels join the batches of every other request."""
+        photo = await anyio.to_thread.run_sync(self.find_faces, upload)
+        probabilities = await self.probabilities(photo.pixels) if photo.pixels else np.empty((0, 0))
+        return to_detection(photo, probabilities, self.card, self.tag)
 
     async def __is_alive__(self) -> bool:
         """/livez and the Open Inference Protocol's health: the model answers."""
@@ -170,6 +183,12 @@ class FaceAttributesAPI(ABC):
     async def predict_batch(self, images: list[ImageFile]) -> list[Prediction]:
         """One prediction per uploaded image, in upload order (at most 32 by default)."""
         return await self.predictions(images)
+
+    @bentoml.api
+    @json_errors
+    async def detect(self, image: ImageFile) -> Detection:
+        """Every face in a photo, largest first: its box, five landmarks and attributes."""
+        return await self.detections(image)
 
     def metadata(self) -> ModelMetadata:
         return ModelMetadata(model=self.tag, **self.card.model_dump())
@@ -198,7 +217,7 @@ class FaceAttributes(FaceAttributesAPI):
         except Exception:  # a worker that is gone refuses the connection: not alive
             return False
 
-    async def classify(self, uploads: list[Path | bytes]) -> list[Outcome]:
+    async def classify(self, uploads: list[Path | bytes | np.ndarray]) -> list[Outcome]:
         outcomes = await anyio.to_thread.run_sync(self.decode, uploads)
         if (pixels := decoded_pixels(outcomes)) is None:
             return outcomes
@@ -231,10 +250,10 @@ class FaceAttributesOneProcess(FaceAttributesAPI):
         failing /livez is what gets the pod restarted instead of serving on at part capacity."""
         return self.siblings.all_running()
 
-    async def classify(self, uploads: list[Path | bytes]) -> list[Outcome]:
+    async def classify(self, uploads: list[Path | bytes | np.ndarray]) -> list[Outcome]:
         return await anyio.to_thread.run_sync(self._decode_and_forward, uploads)
 
-    def _decode_and_forward(self, uploads: list[Path | bytes]) -> list[Outcome]:
+    def _decode_and_forward(self, uploads: list[Path | bytes | np.ndarray]) -> list[Outcome]:
         outcomes = self.decode(uploads)
         if (pixels := decoded_pixels(outcomes)) is None:
             return outcomes

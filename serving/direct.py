@@ -1,6 +1,6 @@
-"""The prediction routes answered from the edge's own parse of the upload, not through BentoML's.
+"""The upload routes answered from the edge's own parse of the upload, not through BentoML's.
 
-The edge (``serving/edge.py``) parses every ``/predict`` and ``/predict_batch`` body to check it,
+The edge (``serving/edge.py``) parses every ``/predict``, ``/predict_batch`` and ``/detect`` body to check it,
 and hands the uploaded bytes on in the ASGI scope. BentoML's path for an API method would then
 parse the multipart body a second time, write each upload to a temporary file for the ``Path``
 argument, validate it with pydantic and route it through Starlette's router: measured under 32
@@ -39,8 +39,7 @@ class DirectPredictions:
             return
         path = scope["path"]
         try:
-            predictions = await self.service().predictions(uploads)
-            body = predictions[0].model_dump_json() if path == "/predict" else SEVERAL.dump_json(predictions)
+            body = await self._answer(path, uploads)
         except ServiceError as error:
             await send_error(send, error, path)
             return
@@ -48,4 +47,14 @@ class DirectPredictions:
             logger.exception("POST %s failed", path)
             await send_error(send, ServiceError(), path)
             return
-        await send_json_bytes(send, 200, body.encode() if isinstance(body, str) else body, [])
+        await send_json_bytes(send, 200, body, [])
+
+    async def _answer(self, path: str, uploads: list[bytes]) -> bytes:
+        if path == "/detect":
+            return (await self.service().detections(uploads[0])).model_dump_json().encode()
+        predictions = await self.service().predictions(uploads)
+        return (
+            predictions[0].model_dump_json().encode()
+            if path == "/predict"
+            else SEVERAL.dump_json(predictions)
+        )

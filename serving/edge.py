@@ -32,8 +32,8 @@ from serving.settings import Settings
 
 logger = logging.getLogger("face_attributes")
 # route -> (upload field, whether several files are allowed)
-UPLOADS = {"/predict": ("image", False), "/predict_batch": ("images", True)}
-PROTECTED = ("/predict", "/predict_batch", "/metadata")  # need the token, when one is set
+UPLOADS = {"/predict": ("image", False), "/predict_batch": ("images", True), "/detect": ("image", False)}
+PROTECTED = ("/predict", "/predict_batch", "/detect", "/metadata")  # need the token, when one is set
 PROTECTED_PREFIXES = ("/v2/models/",)  # the Open Inference Protocol's model routes
 
 

@@ -9,13 +9,16 @@ the full decode (so truncated or corrupt data fails here, not later).
 
 import io
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from models.preprocess import FacePreset
+from models.alignment import align_face
+from models.preprocess import FacePreset, to_rgb
+from serving.detection import DetectedFace, detect_faces
 from serving.errors import ImageTooLarge, InvalidImage, ServiceError, UnsupportedImageFormat
-from serving.settings import MAX_PIXELS_ENV
+from serving.settings import MAX_FACES_ENV, MAX_PIXELS_ENV
 
 # Pillow's own bomb guard raises at a fixed 179 MP; ours (below) is configurable and clearer.
 Image.MAX_IMAGE_PIXELS = None
@@ -43,14 +46,47 @@ def pixels_from_upload(data: bytes, preset: FacePreset, max_pixels: int) -> np.n
     return preset.to_pixels(decode_image(data, max_pixels))
 
 
-# Per upload of a batch: its pixels (then its probabilities), or the error that refused it.
+@dataclass(frozen=True)
+class FacesInPhoto:
+    faces: list[DetectedFace]  # those answered: the largest, at most max_faces
+    pixels: list[np.ndarray]  # each of them aligned like CelebA, through the shared preprocessing
+    found: int  # how many the detector found
+    max_faces: int
+
+    @property
+    def capped(self) -> str | None:
+        """What a caller is told when faces were left out."""
+        if self.found <= self.max_faces:
+            return None
+        return (
+            f"{self.found} faces found; the {self.max_faces} largest are answered (setting {MAX_FACES_ENV})"
+        )
+
+
+def faces_in_photo(
+    data: bytes, preset: FacePreset, max_pixels: int, max_faces: int, detection_side: int
+) -> FacesInPhoto:
+    """An uploaded photo -> its faces, each aligned and preprocessed for the model."""
+    image = to_rgb(decode_image(data, max_pixels))  # upright: boxes are in the photo as it is shown
+    found = detect_faces(image, detection_side)
+    kept = found[:max_faces]
+    pixels = [preset.to_pixels(align_face(image, face.landmarks)) for face in kept]
+    return FacesInPhoto(kept, pixels, len(found), max_faces)
+
+
+# Per item of a batch: an upload's (or a found face's) pixels, then its probabilities; or the
+# error that refused the upload.
 Outcome = np.ndarray | ServiceError
 
 
-def decode_each(uploads: Sequence[bytes], preset: FacePreset, max_pixels: int) -> list[Outcome]:
-    """A batch of strangers' uploads: each decoded on its own, so a bad one fails only itself."""
+def decode_each(uploads: Sequence[bytes | np.ndarray], preset: FacePreset, max_pixels: int) -> list[Outcome]:
+    """A batch of strangers' uploads: each decoded on its own, so a bad one fails only itself.
+    Pixels already made (faces found in a photo) pass as they are."""
     outcomes: list[Outcome] = []
     for data in uploads:
+        if isinstance(data, np.ndarray):
+            outcomes.append(data)
+            continue
         try:
             outcomes.append(pixels_from_upload(data, preset, max_pixels))
         except ServiceError as error:

@@ -2,9 +2,13 @@
 
 from collections.abc import Sequence
 
+import numpy as np
 from pydantic import BaseModel, Field
 
+from models.alignment import LANDMARK_NAMES
 from models.card import ModelCard
+from serving.detection import DetectedFace
+from serving.images import FacesInPhoto
 
 
 class AttributeScore(BaseModel):
@@ -18,6 +22,38 @@ class Prediction(BaseModel):
     attributes: list[AttributeScore] = Field(description="All attributes, most probable first.")
     present: list[str] = Field(
         description="Names of the attributes over their threshold, most probable first."
+    )
+
+
+Point = tuple[float, float]
+
+
+class Landmarks(BaseModel):
+    """CelebA's five points, in the photo's pixels (x, y); left and right as the image shows them."""
+
+    left_eye: Point = Field(description="Centre of the eye on the image's left (x, y).")
+    right_eye: Point = Field(description="Centre of the eye on the image's right (x, y).")
+    nose: Point = Field(description="Tip of the nose (x, y).")
+    mouth_left: Point = Field(description="Mouth corner on the image's left (x, y).")
+    mouth_right: Point = Field(description="Mouth corner on the image's right (x, y).")
+
+
+class Face(BaseModel):
+    box: tuple[int, int, int, int] = Field(
+        description="[left, top, right, bottom] in the photo's pixels, after its EXIF orientation."
+    )
+    landmarks: Landmarks
+    score: float = Field(description="The detector's confidence margin: above 0 is a face, higher is surer.")
+    attributes: list[AttributeScore] = Field(description="As /predict: all attributes, most probable first.")
+    present: list[str] = Field(description="As /predict: the attributes over their threshold.")
+
+
+class Detection(BaseModel):
+    model: str = Field(description="The model that answered, name:version.")
+    faces: list[Face] = Field(description="The faces found, largest first; empty when there is none.")
+    faces_found: int = Field(description="How many faces the detector found, answered or not.")
+    capped: str | None = Field(
+        description="Set when more faces were found than are answered: how many, and the limit's setting."
     )
 
 
@@ -35,3 +71,24 @@ def to_prediction(probabilities: Sequence[float], card: ModelCard, model_tag: st
         reverse=True,
     )
     return Prediction(model=model_tag, attributes=scores, present=[s.name for s in scores if s.present])
+
+
+def to_face(found: DetectedFace, probabilities: Sequence[float], card: ModelCard, model_tag: str) -> Face:
+    prediction = to_prediction(probabilities, card, model_tag)
+    points = dict(
+        zip(LANDMARK_NAMES, (tuple(round(float(v), 1) for v in p) for p in found.landmarks), strict=True)
+    )
+    return Face(
+        box=found.box,
+        landmarks=Landmarks(**points),
+        score=round(found.score, 4),
+        attributes=prediction.attributes,
+        present=prediction.present,
+    )
+
+
+def to_detection(
+    photo: FacesInPhoto, probabilities: np.ndarray, card: ModelCard, model_tag: str
+) -> Detection:
+    faces = [to_face(face, p, card, model_tag) for face, p in zip(photo.faces, probabilities, strict=True)]
+    return Detection(model=model_tag, faces=faces, faces_found=photo.found, capped=photo.capped)

@@ -7,7 +7,7 @@ import bentoml
 import numpy as np
 
 from models.card import ModelCard
-from serving.predictions import ModelMetadata, Prediction
+from serving.predictions import Detection, ModelMetadata, Prediction
 
 
 class Served(Protocol):
@@ -19,6 +19,8 @@ class Served(Protocol):
     async def probabilities(self, images: list[bytes]) -> np.ndarray: ...
 
     async def predictions(self, images: list[bytes]) -> list[Prediction]: ...
+
+    async def detections(self, upload: bytes) -> Detection: ...
 
     async def __is_alive__(self) -> bool: ...
 

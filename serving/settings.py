@@ -22,6 +22,8 @@ MAX_PIXELS_ENV = "FACE_ATTRIBUTES_MAX_PIXELS"
 MAX_BATCH_SIZE_ENV = "FACE_ATTRIBUTES_MAX_BATCH_SIZE"
 DRAIN_ENV = "FACE_ATTRIBUTES_WORKER_DRAIN_SECONDS"
 TOPOLOGY_ENV = "FACE_ATTRIBUTES_TOPOLOGY"
+MAX_FACES_ENV = "FACE_ATTRIBUTES_MAX_FACES"
+DETECTION_SIDE_ENV = "FACE_ATTRIBUTES_DETECTION_SIDE"
 
 SPLIT, ONE_PROCESS = "split", "one-process"
 
@@ -46,6 +48,11 @@ class Settings:
     max_batch_size: int = 2 * DEFAULT_MAX_IMAGES
     worker_drain_seconds: float = 5.0
     topology: str = SPLIT
+    # /detect answers the largest faces, at most this many (a crowd photo says how many it found).
+    max_faces: int = 16
+    # Detection runs on the photo scaled to this longer side: 1024x1024 took 0.15 s here; it finds
+    # faces from about 80 px wide at that scale (README, "Faces in photos").
+    detection_side: int = 1024
 
     @classmethod
     def from_env(
@@ -144,6 +151,11 @@ VARIABLES = (
              "what the bento (and its image) serves: the API process plus a batched inference worker "
              "(`FaceAttributes`, for GPUs), or one process per CPU core (`FaceAttributesOneProcess`, "
              "about twice the requests per second on CPU-only nodes)", _topology),
+    Variable(MAX_FACES_ENV, "max_faces", "a whole number, at least 1",
+             "the most faces `/detect` answers per photo, the largest first", _positive_int),
+    Variable(DETECTION_SIDE_ENV, "detection_side", "a whole number of pixels, at least 1",
+             "the longer side a photo is scaled down to for face detection: more finds smaller faces, "
+             "at a cost that grows with its square", _positive_int),
 )  # fmt: skip
 
 assert {v.field for v in VARIABLES} == {f.name for f in fields(Settings)}, "every setting has one variable"

@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 
 from serving.settings import (
+    DETECTION_SIDE_ENV,
     DRAIN_ENV,
+    MAX_FACES_ENV,
     MAX_BATCH_SIZE_ENV,
     MAX_BODY_ENV,
     MAX_IMAGES_ENV,
@@ -39,6 +41,8 @@ VALID: dict[str, tuple[str, Any]] = {
     MAX_BATCH_SIZE_ENV: ("3", 3),
     DRAIN_ENV: ("2.5", 2.5),
     TOPOLOGY_ENV: ("one-process", "one-process"),
+    MAX_FACES_ENV: ("4", 4),
+    DETECTION_SIDE_ENV: ("640", 640),
 }
 
 INVALID = [
@@ -60,6 +64,9 @@ INVALID = [
     (TOKEN_ENV, "tök3n"),
     (TOPOLOGY_ENV, "one_process"),
     (TOPOLOGY_ENV, "gpu"),
+    (MAX_FACES_ENV, "0"),
+    (MAX_FACES_ENV, "all"),
+    (DETECTION_SIDE_ENV, "-640"),
 ]
 
 
