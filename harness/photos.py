@@ -99,4 +99,3 @@ def overlap(a: Box, b: Box) -> float:
     inter = width * height
     area = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / area if area else 0.0
-
