@@ -16,6 +16,7 @@ import numpy as np
 
 from models.attributes import ATTRIBUTES
 from models.card import ModelCard
+from serving.detection import DetectedFace
 from serving.edge import PROTECTED, PROTECTED_PREFIXES, UPLOADS, is_protected
 from serving.errors import (
     BadRequest,
@@ -28,8 +29,8 @@ from serving.errors import (
     reshape,
 )
 from serving.images import ACCEPTED, EXAMPLE_UNSUPPORTED, NOT_AN_IMAGE, too_large, unsupported
-from serving.predictions import ModelMetadata, to_prediction
-from serving.settings import MAX_BODY_ENV, MAX_IMAGES_ENV, MAX_PIXELS_ENV, TOKEN_ENV, Settings
+from serving.predictions import Detection, ModelMetadata, to_face, to_prediction
+from serving.settings import MAX_BODY_ENV, MAX_FACES_ENV, MAX_IMAGES_ENV, MAX_PIXELS_ENV, TOKEN_ENV, Settings
 
 TITLE = "face-attributes"
 
@@ -42,6 +43,7 @@ TAGS = [
 OPERATIONS = {
     "/predict": (API_TAG, "predict", "Classify one face image"),
     "/predict_batch": (API_TAG, "predict_batch", "Classify several face images in one request"),
+    "/detect": (API_TAG, "detect", "Find every face in a photo, align it and classify it"),
     "/metadata": (API_TAG, "metadata", "The model card: attributes, thresholds, preprocessing, metrics"),
     "/healthz": (OPERATIONS_TAG, "healthz", "Health check"),
     "/livez": (OPERATIONS_TAG, "livez", "Liveness probe: the process and its inference worker answer"),
@@ -65,6 +67,14 @@ METRICS_EXAMPLE = {
 }
 
 
+# What /detect found in scikit-image's astronaut photo (512x512), for the example answer.
+ASTRONAUT_FACE = DetectedFace(
+    (179, 83, 267, 171),
+    np.array([[203.2, 101.5], [246.8, 104.0], [225.0, 127.0], [201.0, 140.0], [245.0, 141.0]]),
+    1.5341,
+)
+
+
 @dataclass(frozen=True)
 class Examples:
     """Example answers in the served model's terms. /docs.json stays open when a token guards
@@ -72,6 +82,7 @@ class Examples:
 
     prediction: dict[str, Any]
     batch: list[dict[str, Any]]
+    detection: dict[str, Any]
     metadata: dict[str, Any]
 
     @classmethod
@@ -88,7 +99,9 @@ class Examples:
             for p in (np.linspace(0.98, 0.01, len(names)), np.linspace(0.01, 0.98, len(names)))
         )
         metadata = ModelMetadata(model=model_tag, **public.model_dump()).model_dump()
-        return cls(prediction=first, batch=[first, second], metadata=metadata)
+        face = to_face(ASTRONAUT_FACE, np.linspace(0.98, 0.01, len(names)), public, model_tag)
+        detection = Detection(model=model_tag, faces=[face], faces_found=1, capped=None).model_dump()
+        return cls(prediction=first, batch=[first, second], detection=detection, metadata=metadata)
 
 
 def describe(settings: Settings, model_tag: str) -> str:
@@ -113,6 +126,7 @@ below: open `/predict`, *Try it out*, choose an image, *Execute*. The document b
 ```
 curl -F image=@face.jpg http://HOST/predict
 curl -F images=@a.jpg -F images=@b.png http://HOST/predict_batch
+curl -F image=@group.jpg http://HOST/detect
 ```
 ```python
 import bentoml
@@ -123,8 +137,10 @@ with bentoml.SyncHTTPClient("http://HOST") as client:
 The same model also answers the Open Inference Protocol (KServe v2) under `/v2`.
 
 ## Limits
-- Images: {ACCEPTED}. Each is resized and centre-cropped to a square, as in training: send a
-  photo framed on one face (CelebA's faces are aligned crops).
+- Images: {ACCEPTED}. `/predict` resizes and centre-crops each to a square, as in training: send
+  it a photo framed on one face (CelebA's faces are aligned crops). For any other photo use
+  `/detect`: it finds the upright, roughly frontal faces, aligns each like CelebA and classifies
+  it; at most {settings.max_faces} faces per photo, the largest (`{MAX_FACES_ENV}`).
 - Request body at most {mib:g} MiB (`{MAX_BODY_ENV}`); at most {settings.max_batch_images} images per
   `/predict_batch` (`{MAX_IMAGES_ENV}`); images over the pixel limit are refused (`{MAX_PIXELS_ENV}`).
 {token}- Errors are JSON, `{{"error": "<code>", "message": "<what was wrong>"}}`, with a 4xx status for bad
@@ -145,6 +161,7 @@ def document_service(spec: dict, settings: Settings, model_tag: str, examples: E
     successes = {
         "/predict": {"application/json": {"example": examples.prediction}},
         "/predict_batch": {"application/json": {"example": examples.batch}},
+        "/detect": {"application/json": {"example": examples.detection}},
         "/metadata": {"application/json": {"example": examples.metadata}},
         "/metrics": METRICS_EXAMPLE,
     }

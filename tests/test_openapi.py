@@ -20,7 +20,7 @@ from serving.openapi import (
     document_service,
     possible_errors,
 )
-from serving.settings import MAX_BODY_ENV, Settings
+from serving.settings import MAX_BODY_ENV, MAX_FACES_ENV, Settings
 
 from .cards import make_card
 
@@ -99,6 +99,7 @@ def bentoml_spec() -> dict[str, Any]:
             **{path: probe_route(path) for path in ("/healthz", "/livez", "/readyz", "/metrics")},
             "/predict": upload_route("image", several=False),
             "/predict_batch": upload_route("images", several=True),
+            "/detect": upload_route("image", several=False),
             "/metadata": {"get": {"responses": {"200": metadata}}},
         },
         "components": {"schemas": BENTOML_SCHEMAS},
@@ -187,6 +188,21 @@ def test_batch_example_has_two_different_predictions() -> None:
     assert first["present"] != second["present"]
 
 
+def test_detect_example_has_a_face_with_its_box_landmarks_and_every_attribute() -> None:
+    answer = example(document(), "/detect")
+    (face,) = answer["faces"]
+    assert (answer["model"], answer["faces_found"], answer["capped"]) == (TAG, 1, None)
+    left, top, right, bottom = face["box"]
+    assert 0 <= left < right and 0 <= top < bottom
+    assert set(face["landmarks"]) == {"left_eye", "right_eye", "nose", "mouth_left", "mouth_right"}
+    assert sorted(score["name"] for score in face["attributes"]) == sorted(ATTRIBUTES)
+
+
+def test_description_offers_detect_for_photos_and_names_its_face_limit() -> None:
+    description = document(Settings(max_faces=7))["info"]["description"]
+    assert "/detect" in description and "at most 7 faces" in description and MAX_FACES_ENV in description
+
+
 def test_metadata_example_has_only_public_values() -> None:
     answer = example(document(), "/metadata")
     assert answer["model"] == TAG
@@ -272,7 +288,7 @@ def test_metadata_has_no_upload_errors(settings: Settings, statuses: set[int]) -
     assert set(documented_errors(doc, "/metadata")) & UPLOAD_ERRORS == set()
 
 
-@pytest.mark.parametrize("path", ["/predict", "/predict_batch"])
+@pytest.mark.parametrize("path", ["/predict", "/predict_batch", "/detect"])
 def test_int_200_is_merged_into_one_string_key(path: str) -> None:
     responses = operation(document(), path)["responses"]
     assert all(isinstance(status, str) for status in responses) and list(responses).count("200") == 1
@@ -280,7 +296,7 @@ def test_int_200_is_merged_into_one_string_key(path: str) -> None:
     assert content["schema"] == OUTPUT_SCHEMA and "example" in content
 
 
-@pytest.mark.parametrize("path", ["/predict", "/predict_batch"])
+@pytest.mark.parametrize("path", ["/predict", "/predict_batch", "/detect"])
 def test_body_too_large_example_names_the_limit_and_its_variable(path: str) -> None:
     message = error_examples(document(), path, 413)["body_too_large"]["message"]
     assert "2,097,152" in message and MAX_BODY_ENV in message
