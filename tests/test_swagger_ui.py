@@ -9,8 +9,10 @@ import pytest
 from playwright.sync_api import Locator, expect
 
 from harness.faces import encoded, face, face_jpeg
+from harness.photos import astronaut, overlap
 from harness.server import predicted_probabilities
 from models.attributes import ATTRIBUTES
+from serving.edge import UPLOADS
 
 from .browser import Tab
 
@@ -31,7 +33,7 @@ def try_it_out(tab: Tab, path: str, files: list[Path]) -> Locator:
     block = operation(tab, path)
     block.locator(".opblock-summary").click()
     block.get_by_role("button", name="Try it out").click()
-    for _ in files[1:] if path == "/predict" else files:  # an array field starts with no item
+    for _ in files if UPLOADS[path][1] else files[1:]:  # an array field starts with no item
         block.get_by_role("button", name="Add string item").click()
     inputs = block.locator("input[type=file]")
     expect(inputs).to_have_count(len(files))  # waits for Swagger UI to draw each added item
@@ -102,6 +104,22 @@ def test_try_it_out_predict_batch_answers_each_file_in_order(
         shown, expected = as_probabilities(prediction), predicted_probabilities(server, image.read_bytes())
         assert max(abs(shown[name] - expected[name]) for name in ATTRIBUTES) <= 1e-5
     tab.screenshot(f"swagger-predict-batch-{topology}", block)
+
+
+def test_try_it_out_detect_shows_the_face_in_a_photo(
+    tab: Tab, server: str, topology: str, tmp_path: Path
+) -> None:
+    photo = astronaut()
+    image = tmp_path / "astronaut.jpg"
+    image.write_bytes(photo.jpeg())
+    open_docs(tab, server)
+    block = try_it_out(tab, "/detect", [image])
+    status, detection = response_panel(block)
+    assert status == 200 and detection["faces_found"] == 1
+    (found,) = detection["faces"]
+    assert overlap(tuple(found["box"]), photo.faces[0]) > 0.5
+    assert sorted(as_probabilities(found)) == sorted(ATTRIBUTES)
+    tab.screenshot(f"swagger-detect-{topology}", block)
 
 
 def test_a_bad_file_shows_the_error_in_the_panel(tab: Tab, server: str, tmp_path: Path) -> None:
