@@ -9,12 +9,15 @@ import math
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from harness.faces import face
 from harness.photos import astronaut
+from harness.server import ROOT
 from models.alignment import CELEBA_LANDMARKS, CELEBA_SIZE, align_face, apply_transform, similarity_transform
-from serving.detection import detect_faces
+from serving.detection import DetectedFace, detect_faces
+
+OUT = ROOT / "runs" / "aligned"
 
 
 def similarity(degrees: float, scale: float, shift: tuple[float, float]) -> np.ndarray:
@@ -72,11 +75,29 @@ def test_an_aligned_face_placed_in_a_photo_is_aligned_back_to_nearly_the_same_cr
     assert np.abs(wrong - original).mean() > 2 * np.abs(back - original).mean()
 
 
+def side_by_side(photo: Image.Image, found: DetectedFace, crop: Image.Image) -> Image.Image:
+    """The photo with the face's box and landmarks drawn, and its aligned crop at the same height."""
+    marked = photo.copy()
+    draw = ImageDraw.Draw(marked)
+    draw.rectangle(found.box, outline=(0, 255, 0), width=3)
+    for x, y in found.landmarks:
+        draw.ellipse((x - 4, y - 4, x + 4, y + 4), fill=(255, 0, 0))
+    shown = crop.resize(
+        (round(crop.width * photo.height / crop.height), photo.height), Image.Resampling.BICUBIC
+    )
+    both = Image.new("RGB", (photo.width + 16 + shown.width, photo.height), (255, 255, 255))
+    both.paste(marked, (0, 0))
+    both.paste(shown, (photo.width + 16, 0))
+    return both
+
+
 def test_a_real_face_lands_on_celebas_landmark_positions() -> None:
     photo = astronaut().image
     (found,) = detect_faces(photo, 1024)
     crop = align_face(photo, found.landmarks)
     assert crop.size == CELEBA_SIZE
+    OUT.mkdir(parents=True, exist_ok=True)  # for a person to look at; the README shows it (docs/)
+    side_by_side(photo, found, crop).save(OUT / "astronaut-aligned.jpg", quality=85)
     # The landmarks found again on the aligned crop sit where CelebA's are, within a few pixels.
     (again,) = detect_faces(crop.resize((356, 436), Image.Resampling.BICUBIC), 1024)
     assert np.abs(again.landmarks / 2 - CELEBA_LANDMARKS).max() < 6
