@@ -7,7 +7,7 @@ landmarks, and dlib's CNN detector, which took 12 s per 512x512 photo here (READ
 photos", has the measured recall and false positives of each).
 
 The detector runs on a copy scaled down to ``detection_side`` pixels on its longer side (its
-cost grows with the pixel count; it finds faces from about 80 pixels wide at that scale); the
+cost grows with the pixel count; it finds faces from about 60 pixels wide at that scale); the
 landmarks are then placed on the full-size image. dlib releases the GIL while it works, so
 detection in a worker thread leaves the event loop free.
 """
@@ -31,6 +31,10 @@ SHAPE_MODEL = "shape_predictor_68_face_landmarks.dat"
 MIN_SCORE = 0.3
 _loaded: dict[str, Any] = {}
 _loading = threading.Lock()
+# dlib's detector keeps its image pyramid in the object: two threads in it at once corrupt the
+# heap (seen here: wrong boxes, then "free(): corrupted unsorted chunks"). One photo at a time per
+# process, its landmarks included; the processes (one per core) still detect in parallel.
+_detecting = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -54,50 +58,52 @@ def shape_model_file() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "models" / SHAPE_MODEL
 
 
-def _dlib_models() -> tuple[Any, Any]:
-    """dlib's detector and landmark model, loaded once per process on first use (about 1 s and
-    70 MiB: a service that is never asked for faces never pays it)."""
+def _dlib_models() -> tuple[Any, Any, Any]:
+    """dlib's detector, landmark model and rectangle type, loaded once per process on first use
+    (about 1 s and 70 MiB: a service that is never asked for faces never pays it)."""
     with _loading:
         if not _loaded:
             import dlib
 
-            _loaded["detector"] = dlib.get_frontal_face_detector()
-            _loaded["shapes"] = dlib.shape_predictor(str(shape_model_file()))
-            _loaded["rectangle"] = dlib.rectangle
-    return _loaded["detector"], _loaded["shapes"]
+            _loaded["models"] = (
+                dlib.get_frontal_face_detector(),
+                dlib.shape_predictor(str(shape_model_file())),
+                dlib.rectangle,
+            )
+    return _loaded["models"]
 
 
 def detect_faces(image: Image.Image, detection_side: int) -> list[DetectedFace]:
     """Every face found in an RGB image, largest first."""
-    detector, shapes = _dlib_models()
+    detector, shapes, rectangle = _dlib_models()
     pixels = np.asarray(image)
     scale = min(1.0, detection_side / max(image.size))
-    small = (
-        pixels
-        if scale == 1.0
-        else np.asarray(
-            image.resize(
-                (max(1, round(image.width * scale)), max(1, round(image.height * scale))),
-                Image.Resampling.BILINEAR,
-            )
-        )
-    )
-    rectangles, scores, _ = detector.run(small, 0, MIN_SCORE)
-    faces = []
-    for found, score in zip(rectangles, scores, strict=True):
-        left, top = round(found.left() / scale), round(found.top() / scale)
-        right, bottom = round((found.right() + 1) / scale), round((found.bottom() + 1) / scale)
-        shape = shapes(pixels, _loaded["rectangle"](left, top, right - 1, bottom - 1))
-        points = np.array([[shape.part(i).x, shape.part(i).y] for i in range(shape.num_parts)], float)
-        landmarks = np.stack(
-            [
-                points[LEFT_EYE].mean(axis=0),
-                points[RIGHT_EYE].mean(axis=0),
-                points[NOSE_TIP],
-                points[MOUTH_LEFT],
-                points[MOUTH_RIGHT],
-            ]
-        )
-        box = (max(0, left), max(0, top), min(image.width, right), min(image.height, bottom))
-        faces.append(DetectedFace(box, landmarks, float(score)))
+    if scale < 1.0:
+        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        small = np.asarray(image.resize(size, Image.Resampling.BILINEAR))
+    with _detecting:
+        found, scores, _ = detector.run(small if scale < 1.0 else pixels, 0, MIN_SCORE)
+        # Back in the photo's pixels (dlib's right and bottom are inclusive).
+        boxes = [
+            tuple(round(v / scale) for v in (r.left(), r.top(), r.right() + 1, r.bottom() + 1)) for r in found
+        ]
+        outlines = [
+            shapes(pixels, rectangle(left, top, right - 1, bottom - 1)) for left, top, right, bottom in boxes
+        ]
+    faces = [
+        DetectedFace(_inside(box, image.size), _celeba_points(outline), float(score))
+        for box, outline, score in zip(boxes, outlines, scores, strict=True)
+    ]
     return sorted(faces, key=lambda face: face.area, reverse=True)
+
+
+def _inside(box: tuple[int, ...], size: tuple[int, int]) -> tuple[int, int, int, int]:
+    left, top, right, bottom = box
+    return max(0, left), max(0, top), min(size[0], right), min(size[1], bottom)
+
+
+def _celeba_points(outline: Any) -> np.ndarray:
+    """CelebA's five points from dlib's 68."""
+    points = np.array([[outline.part(i).x, outline.part(i).y] for i in range(outline.num_parts)], float)
+    eyes = [points[LEFT_EYE].mean(axis=0), points[RIGHT_EYE].mean(axis=0)]
+    return np.stack([*eyes, points[NOSE_TIP], points[MOUTH_LEFT], points[MOUTH_RIGHT]])

@@ -6,6 +6,7 @@ The photos ship in scikit-image and matplotlib; their faces were labelled by eye
 """
 
 import io
+import threading
 
 import numpy as np
 import pytest
@@ -107,3 +108,23 @@ def test_an_image_too_small_for_any_face_gives_none(size: tuple[int, int]) -> No
     data = encoded(Image.new("RGB", size, (200, 180, 160)), "PNG")
     faces = faces_in_photo(data, PRESET, MAX_PIXELS, max_faces=16, detection_side=1024)
     assert (faces.faces, faces.pixels, faces.found) == ([], [], 0)
+
+
+def test_photos_detected_from_many_threads_at_once_each_get_their_own_faces() -> None:
+    """dlib's detector is not thread-safe: the server detects in worker threads, so this must hold."""
+    photos = [astronaut().image, group_photo(2, 1).image]
+    alone = [[face.box for face in detect_faces(photo, 1024)] for photo in photos]
+    wrong = []
+
+    def detect_in_turn(offset: int) -> None:
+        for turn in range(4):
+            index = (offset + turn) % 2
+            if [face.box for face in detect_faces(photos[index], 1024)] != alone[index]:
+                wrong.append(index)
+
+    threads = [threading.Thread(target=detect_in_turn, args=(offset,)) for offset in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert wrong == []
