@@ -2,9 +2,11 @@
 
 Thin: ``oip.py`` reads and writes the wire format; the served BentoML service instance decodes,
 batches and runs the model, as for ``/predict``. Errors (``ServiceError``) are answered in the
-protocol's shape by ``handlers.add_error_handlers``.
+protocol's shape by ``handlers.add_error_handlers``. Two models: ``face_attributes`` (an image's
+probabilities, as ``/predict``) and ``face_attributes_faces`` (its faces', as ``/detect``).
 """
 
+import asyncio
 from typing import Any
 
 import bentoml
@@ -12,9 +14,10 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from models.names import PROTOCOL_MODEL_NAME, STORE_NAME
+from models.names import FACES_PROTOCOL_MODEL_NAME, STORE_NAME
 from serving import oip
-from serving.errors import NotFound
+from serving.errors import NotFound, ServiceError
+from serving.predictions import Detection
 from serving.served import Served, served
 
 router = APIRouter(include_in_schema=False)  # described in the README, not in /docs.json
@@ -22,8 +25,9 @@ router = APIRouter(include_in_schema=False)  # described in the README, not in /
 
 def service_for(name: str) -> Served:
     """The service instance; a 404 for a model name it does not serve."""
-    if name != PROTOCOL_MODEL_NAME:
-        raise NotFound(f"unknown model {name!r}; this server has {PROTOCOL_MODEL_NAME!r}")
+    if name not in oip.MODELS:
+        models = " and ".join(map(repr, oip.MODELS))
+        raise NotFound(f"unknown model {name!r}; this server has {models}")
     return served()
 
 
@@ -41,7 +45,7 @@ async def health() -> Response:
 @router.get("/v2/models/{name}")
 def model_metadata(name: str) -> JSONResponse:
     service = service_for(name)
-    return JSONResponse(oip.model_metadata(service.model.tag.version, len(service.card.attributes)))
+    return JSONResponse(oip.model_metadata(name, service.model.tag.version, service.card.attributes))
 
 
 @router.get("/v2/models/{name}/ready")
@@ -51,9 +55,27 @@ async def model_ready(name: str) -> Response:
 
 @router.post("/v2/models/{name}/infer")
 async def infer(name: str, request: Request) -> Response:
-    """Encoded images in (BYTES), probabilities out (FP32 [N, 40]): JSON or binary tensors."""
+    """Encoded images in (BYTES); their probabilities, or their faces', out: JSON or binary tensors."""
     service = service_for(name)
     parsed = oip.parse_infer_request(await request.body(), request.headers.get(oip.HEADER_LENGTH))
-    probabilities = await service.probabilities(parsed.images)  # a bad image: 400/413/415; no worker: 503
-    body, headers = oip.infer_response(parsed, service.model.tag.version, probabilities)
+    # A bad image: 400/413/415; no worker: 503.
+    if name == FACES_PROTOCOL_MODEL_NAME:
+        tensors = oip.face_tensors(await detections(service, parsed.images), service.card.attributes)
+    else:
+        tensors = {oip.OUTPUT_NAME: await service.probabilities(parsed.images)}
+    body, headers = oip.infer_response(parsed, name, service.model.tag.version, tensors)
     return Response(body, headers=headers)
+
+
+async def detections(service: Served, images: list[bytes]) -> list[Detection]:
+    """``/detect``'s answer for each image, all asked at once so that their faces share batches.
+    The first image refused is the error, named by its index when there are several."""
+    answers = await asyncio.gather(*map(service.detections, images), return_exceptions=True)
+    found: list[Detection] = []
+    for index, answer in enumerate(answers):
+        if isinstance(answer, BaseException):
+            if isinstance(answer, ServiceError) and answer.status < 500 and len(images) > 1:
+                answer.args = (f"images[{index}]: {answer}",)  # as the attributes model names it
+            raise answer
+        found.append(answer)
+    return found

@@ -3,6 +3,7 @@
 Requests are built by hand (JSON with base64 BYTES, and the binary tensor data extension: a JSON
 header, ``Inference-Header-Content-Length``, then length-prefixed elements) and by
 ``tritonclient.http`` itself; responses are read back as JSON, as raw float32 and by tritonclient.
+The faces model's outputs are built from ``/detect``'s answers, made here by ``to_detection``.
 """
 
 import base64
@@ -14,17 +15,24 @@ import numpy as np
 import pytest
 import tritonclient.http as triton
 
-from models.names import PROTOCOL_MODEL_NAME
+from models.attributes import ATTRIBUTES
+from models.names import FACES_PROTOCOL_MODEL_NAME, PROTOCOL_MODEL_NAME
+from serving.detection import DetectedFace
 from serving.errors import BadRequest
+from serving.images import FacesInPhoto
 from serving.oip import (
     HEADER_LENGTH,
     INPUT_NAME,
     OUTPUT_NAME,
     InferRequest,
+    face_tensors,
     infer_response,
     model_metadata,
     parse_infer_request,
 )
+from serving.predictions import Detection, to_detection
+
+from .cards import make_card
 
 IMAGES = [b"\xff\xd8\xff\xe0 jpeg", b"\x89PNG\r\n\x1a\n png", b"\x00\x01\x02"]
 
@@ -87,7 +95,8 @@ def test_tritonclient_binary_request_is_read() -> None:
         [tensor], outputs, request_id="tc-1"
     )
     assert header_length is not None and header_length < len(body)
-    assert parse_infer_request(body, str(header_length)) == InferRequest("tc-1", IMAGES, binary_output=True)
+    expected = InferRequest("tc-1", IMAGES, binary_output=False, binary_outputs=frozenset({OUTPUT_NAME}))
+    assert parse_infer_request(body, str(header_length)) == expected
 
 
 def test_tritonclient_json_request_with_base64_text_is_read() -> None:
@@ -115,7 +124,7 @@ def test_tritonclient_json_request_with_base64_text_is_read() -> None:
 )
 def test_binary_output_is_asked_by_parameter(extra: dict[str, Any], binary: bool) -> None:
     body = as_json({"inputs": [image_input(data=[b64(image) for image in IMAGES])], **extra})
-    assert parse_infer_request(body, None).binary_output is binary
+    assert parse_infer_request(body, None).wants_binary(OUTPUT_NAME) is binary
 
 
 VALID = as_json({"inputs": [image_input(shape=[1], data=[b64(b"x")])]})
@@ -239,8 +248,12 @@ def test_unreadable_request_is_a_bad_request(request_: tuple[bytes, str | None],
 PROBABILITIES = np.linspace(0, 1, 2 * 40, dtype=np.float32).reshape(2, 40)
 
 
+def respond(request: InferRequest, probabilities: np.ndarray) -> tuple[bytes, dict[str, str]]:
+    return infer_response(request, PROTOCOL_MODEL_NAME, "v3", {OUTPUT_NAME: probabilities})
+
+
 def test_json_response_carries_the_flattened_probabilities() -> None:
-    body, headers = infer_response(InferRequest("r1", IMAGES[:2], False), "v3", PROBABILITIES)
+    body, headers = respond(InferRequest("r1", IMAGES[:2], False), PROBABILITIES)
     assert headers == {"Content-Type": "application/json"}
     assert json.loads(body) == {
         "model_name": PROTOCOL_MODEL_NAME,
@@ -258,13 +271,13 @@ def test_json_response_carries_the_flattened_probabilities() -> None:
 
 
 def test_json_response_has_no_id_when_the_request_had_none() -> None:
-    body, _ = infer_response(InferRequest(None, IMAGES[:2], False), "v3", PROBABILITIES)
+    body, _ = respond(InferRequest(None, IMAGES[:2], False), PROBABILITIES)
     assert "id" not in json.loads(body)
 
 
 @pytest.mark.parametrize("dtype", ["<f4", ">f4", "<f8"])
 def test_binary_response_is_little_endian_float32_after_the_header(dtype: str) -> None:
-    body, headers = infer_response(InferRequest("r2", IMAGES[:2], True), "v3", PROBABILITIES.astype(dtype))
+    body, headers = respond(InferRequest("r2", IMAGES[:2], True), PROBABILITIES.astype(dtype))
     assert headers["Content-Type"] == "application/octet-stream"
     size = int(headers[HEADER_LENGTH])
     header = json.loads(body[:size])
@@ -277,16 +290,99 @@ def test_binary_response_is_little_endian_float32_after_the_header(dtype: str) -
 
 
 def test_binary_response_is_read_by_tritonclient() -> None:
-    body, headers = infer_response(InferRequest(None, IMAGES[:2], True), "v3", PROBABILITIES)
+    body, headers = respond(InferRequest(None, IMAGES[:2], True), PROBABILITIES)
     result = triton.InferenceServerClient.parse_response_body(body, header_length=int(headers[HEADER_LENGTH]))
     np.testing.assert_array_equal(result.as_numpy(OUTPUT_NAME), PROBABILITIES)
 
 
 def test_model_metadata_describes_one_bytes_input_and_one_fp32_output() -> None:
-    assert model_metadata("v3", 40) == {
+    assert model_metadata(PROTOCOL_MODEL_NAME, "v3", ATTRIBUTES) == {
         "name": PROTOCOL_MODEL_NAME,
         "versions": ["v3"],
         "platform": "pytorch_torchscript",
         "inputs": [{"name": "image", "datatype": "BYTES", "shape": [-1]}],
         "outputs": [{"name": "probabilities", "datatype": "FP32", "shape": [-1, 40]}],
     }
+
+
+def test_faces_model_metadata_describes_its_five_outputs() -> None:
+    metadata = model_metadata(FACES_PROTOCOL_MODEL_NAME, "v3", ATTRIBUTES)
+    assert metadata["name"] == FACES_PROTOCOL_MODEL_NAME and metadata["versions"] == ["v3"]
+    assert metadata["inputs"] == [{"name": "image", "datatype": "BYTES", "shape": [-1]}]
+    assert metadata["outputs"] == [
+        {"name": "image_index", "datatype": "INT32", "shape": [-1]},
+        {"name": "boxes", "datatype": "INT32", "shape": [-1, 4]},
+        {"name": "landmarks", "datatype": "FP32", "shape": [-1, 5, 2]},
+        {"name": "scores", "datatype": "FP32", "shape": [-1]},
+        {"name": "probabilities", "datatype": "FP32", "shape": [-1, 40]},
+    ]
+
+
+CARD = make_card()
+
+
+def detection(*boxes: tuple[int, int, int, int]) -> Detection:
+    """``/detect``'s answer for a photo with these faces (largest first), each with its own numbers."""
+    faces = [DetectedFace(box, np.arange(10.0).reshape(5, 2) + 100 * box[0], box[0] / 100) for box in boxes]
+    probabilities = np.array([np.linspace(0.01, 0.99, 40) * (1 - face.score) for face in faces])
+    photo = FacesInPhoto(faces, [], found=len(faces), max_faces=16)
+    return to_detection(photo, probabilities.reshape(-1, 40), CARD, "face-attributes:v3")
+
+
+def test_face_tensors_have_a_row_per_face_in_image_order() -> None:
+    answers = [detection((40, 0, 90, 50), (10, 0, 30, 20)), detection(), detection((70, 5, 80, 15))]
+    tensors = face_tensors(answers, ATTRIBUTES)
+    assert list(tensors) == ["image_index", "boxes", "landmarks", "scores", "probabilities"]
+    assert tensors["image_index"].tolist() == [0, 0, 2]
+    assert tensors["boxes"].tolist() == [[40, 0, 90, 50], [10, 0, 30, 20], [70, 5, 80, 15]]
+    faces = [face for answer in answers for face in answer.faces]
+    for row, face in enumerate(faces):  # landmarks in CelebA's order; probabilities in the card's
+        points = face.landmarks
+        expected = [points.left_eye, points.right_eye, points.nose, points.mouth_left, points.mouth_right]
+        np.testing.assert_array_equal(tensors["landmarks"][row], expected)
+        assert tensors["scores"][row] == pytest.approx(face.score)
+        by_name = {score.name: score.probability for score in face.attributes}
+        assert tensors["probabilities"][row].tolist() == pytest.approx([by_name[n] for n in ATTRIBUTES])
+    assert tensors["landmarks"][1, 0].tolist() == [1000, 1001]  # the second face's left eye
+
+
+def test_no_face_gives_every_output_with_zero_rows() -> None:
+    tensors = face_tensors([detection(), detection()], ATTRIBUTES)
+    shapes = {name: array.shape for name, array in tensors.items()}
+    assert shapes == {
+        "image_index": (0,),
+        "boxes": (0, 4),
+        "landmarks": (0, 5, 2),
+        "scores": (0,),
+        "probabilities": (0, 40),
+    }
+    for binary in (True, False):
+        body, headers = infer_response(
+            InferRequest(None, [b"a"], binary), FACES_PROTOCOL_MODEL_NAME, "v3", tensors
+        )
+        result = triton.InferenceServerClient.parse_response_body(
+            body, header_length=int(headers[HEADER_LENGTH]) if binary else None
+        )
+        assert {name: result.as_numpy(name).shape for name in tensors} == shapes
+
+
+def test_each_output_is_binary_as_asked_and_tritonclient_reads_the_mix() -> None:
+    tensors = face_tensors([detection((40, 0, 90, 50)), detection((70, 5, 80, 15))], ATTRIBUTES)
+    request = InferRequest(
+        "f1", [b"a", b"b"], binary_output=False, binary_outputs=frozenset({"boxes", "scores"})
+    )
+    body, headers = infer_response(request, FACES_PROTOCOL_MODEL_NAME, "v3", tensors)
+    size = int(headers[HEADER_LENGTH])
+    header = json.loads(body[:size])
+    assert header["model_name"] == FACES_PROTOCOL_MODEL_NAME and header["id"] == "f1"
+    binary = {
+        output["name"]: output["parameters"]["binary_data_size"]
+        for output in header["outputs"]
+        if "parameters" in output
+    }
+    assert binary == {"boxes": 2 * 4 * 4, "scores": 2 * 4} and len(body) - size == sum(binary.values())
+    assert next(o for o in header["outputs"] if o["name"] == "image_index")["data"] == [0, 1]
+    result = triton.InferenceServerClient.parse_response_body(body, header_length=size)
+    for name, array in tensors.items():
+        assert result.as_numpy(name).dtype == array.dtype
+        np.testing.assert_array_equal(result.as_numpy(name), array)

@@ -1,13 +1,16 @@
-"""``python -m serving.predict``: the service's probabilities for image files, as a table or JSON."""
+"""``python -m serving.predict``: the service's probabilities for image files, as a table or JSON;
+with ``--detect``, /detect's answers for photos."""
 
 import json
 import os
 import subprocess
 from pathlib import Path
 
+import httpx
 import pytest
 
 from harness.faces import encoded, face, face_jpeg
+from harness.photos import astronaut, no_face_photos, overlap
 from harness.server import ROOT, predicted_probabilities
 from serving.settings import MODEL_ENV
 
@@ -96,7 +99,7 @@ def test_bad_files_are_all_named_before_any_output(trained: TrainedModel, tmp_pa
 def test_help_shows_the_options(tmp_path: Path) -> None:
     result = predict(tmp_path, "--help")  # needs no model
     assert result.returncode == 0, result.stderr
-    assert "--json" in result.stdout and "--model" in result.stdout
+    assert "--json" in result.stdout and "--model" in result.stdout and "--detect" in result.stdout
     assert "python -m serving.predict face.jpg" in result.stdout  # the usage example
 
 
@@ -107,3 +110,48 @@ def test_the_console_script_is_the_same_command(trained: TrainedModel, tmp_path:
     result = subprocess.run([script, "--json", image], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == json.loads(predict(trained.home, "--json", image).stdout)
+
+
+def test_detect_json_gives_the_services_faces(trained: TrainedModel, server: str, tmp_path: Path) -> None:
+    photo = astronaut()
+    images = [
+        written(tmp_path / "astronaut.jpg", photo.jpeg()),
+        written(tmp_path / "cup.jpg", no_face_photos()[0].jpeg()),
+    ]
+    result = predict(trained.home, "--detect", "--json", *images)
+    assert result.returncode == 0, result.stderr
+    answers = json.loads(result.stdout)
+    assert [answer.pop("image") for answer in answers] == [str(path) for path in images]
+    assert answers[1] == {"model": trained.tag, "faces": [], "faces_found": 0, "capped": None}
+    (face,) = answers[0]["faces"]
+    assert overlap(tuple(face["box"]), photo.faces[0]) > 0.5
+    served = httpx.post(f"{server}/detect", files={"image": images[0].read_bytes()}, timeout=60).json()
+    (served_face,) = served["faces"]
+    assert {key: served[key] for key in ("model", "faces_found", "capped")} == {
+        key: answers[0][key] for key in ("model", "faces_found", "capped")
+    }
+    for key in ("box", "landmarks", "score", "present"):
+        assert face[key] == served_face[key]
+    probabilities = {score["name"]: score["probability"] for score in face["attributes"]}
+    served_probabilities = {score["name"]: score["probability"] for score in served_face["attributes"]}
+    assert probabilities == pytest.approx(served_probabilities, abs=1e-5)
+
+
+def test_detect_table_shows_each_face(trained: TrainedModel, tmp_path: Path) -> None:
+    photo = astronaut()
+    image = written(tmp_path / "astronaut.jpg", photo.jpeg())
+    result = predict(trained.home, "--detect", image)
+    assert result.returncode == 0, result.stderr
+    heading, header, row = result.stdout.splitlines()
+    assert heading == f"{image} (model {trained.tag}): 1 face"
+    assert header.split() == ["face", "box", "score", "present"]
+    number, box, score, *_ = row.split()
+    assert number == "1" and float(score) > 0
+    assert overlap(tuple(map(int, box.split(","))), photo.faces[0]) > 0.5
+
+
+def test_detect_names_a_file_it_cannot_read(trained: TrainedModel, tmp_path: Path) -> None:
+    not_an_image = written(tmp_path / "notes.txt", b"not an image\n")
+    result = predict(trained.home, "--detect", not_an_image)
+    assert_usage_error(result)
+    assert str(not_an_image) in result.stderr and "not an image" in result.stderr
