@@ -51,7 +51,7 @@ class Settings:
     # /detect answers the largest faces, at most this many (a crowd photo says how many it found).
     max_faces: int = 16
     # Detection runs on the photo scaled to this longer side: 1024x1024 took 0.15 s here; it finds
-    # faces from about 80 px wide at that scale (README, "Faces in photos").
+    # faces from about 60 px wide at that scale (README, "Faces in photos").
     detection_side: int = 1024
 
     @classmethod
@@ -132,7 +132,7 @@ VARIABLES = (
     Variable(MODEL_ENV, "model", "a model tag in the store, name or name:version",
              "the stored model to serve (also the default of the commands' `--model`)", _model_tag),
     Variable(TOKEN_ENV, "api_token", "printable ASCII without spaces; unset or empty for no token",
-             "the bearer token that guards `/predict`, `/predict_batch`, `/metadata` and `/v2/models/...` "
+             "the bearer token that guards `/predict`, `/predict_batch`, `/detect`, `/metadata` and `/v2/models/...` "
              "(probes and `/metrics` stay open); whitespace around it, a file's last newline, is dropped",
              _token),
     Variable(MAX_BODY_ENV, "max_body_bytes", "a whole number of bytes, at least 1",

@@ -21,6 +21,7 @@ from container.build import BuiltImage, build_bento, containerize
 from container.engine import Engine, EngineUnavailable, engine
 from harness.faces import face_jpeg
 from harness.inflight import REQUESTS, requests_then_sigterm
+from harness.photos import astronaut, overlap
 from harness.pod import Pod, quantity_bytes, running_pod
 from models.attributes import ATTRIBUTES
 from models.names import PROTOCOL_MODEL_NAME
@@ -130,6 +131,16 @@ def test_the_api_answers_in_the_container(pod: Pod, trained: TrainedModel) -> No
         single = http.post("/predict", files={"image": ("face.jpg", face_jpeg(0), "image/jpeg")}).json()
         by_name = {a["name"]: a["probability"] for a in single["attributes"]}
         assert np.allclose(output["data"], [by_name[name] for name in ATTRIBUTES], atol=1e-6)
+
+
+def test_faces_are_found_in_a_photo_in_the_container(pod: Pod) -> None:
+    """The detector and its landmark model load from the image's packages: nothing is downloaded."""
+    photo = astronaut()
+    files = {"image": ("astronaut.jpg", photo.jpeg(), "image/jpeg")}
+    answer = httpx.post(f"{pod.url}/detect", files=files, headers=AUTHORIZED, timeout=60)
+    assert answer.status_code == 200, answer.text
+    (found,) = answer.json()["faces"]
+    assert overlap(tuple(found["box"]), photo.faces[0]) > 0.5
 
 
 def test_a_bad_upload_is_a_4xx_and_the_server_carries_on(pod: Pod) -> None:

@@ -51,6 +51,13 @@ def test_the_right_token_opens_prediction_and_metadata(guarded: RunningServer) -
     assert httpx.get(f"{guarded.url}/metadata").status_code == 401
 
 
+def test_the_token_guards_face_detection_too(guarded: RunningServer) -> None:
+    files = {"image": ("f.jpg", face_jpeg(1), "image/jpeg")}
+    assert httpx.post(f"{guarded.url}/detect", files=files).status_code == 401
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    assert httpx.post(f"{guarded.url}/detect", files=files, headers=headers, timeout=60).status_code == 200
+
+
 def test_the_token_guards_open_inference_protocol_inference_too(guarded: RunningServer) -> None:
     model = f"{guarded.url}/v2/models/{PROTOCOL_MODEL_NAME}"
     assert httpx.get(model).status_code == 401
