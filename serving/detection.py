@@ -60,7 +60,7 @@ def shape_model_file() -> Path:
 
 def _dlib_models() -> tuple[Any, Any, Any]:
     """dlib's detector, landmark model and rectangle type, loaded once per process on first use
-    (about 1 s and 70 MiB: a service that is never asked for faces never pays it)."""
+    (about 1-2 s and 80 MiB: a service that is never asked for faces never pays it)."""
     with _loading:
         if not _loaded:
             import dlib
