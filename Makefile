@@ -69,6 +69,7 @@ bench: model
 	$(BIN)/python -m bench.serving --model $(MODEL)
 	$(BIN)/python -m bench.memory --model $(MODEL)
 	$(BIN)/python -m bench.training
+	$(BIN)/python -m bench.detection --model $(MODEL)
 
 # Training data at CelebA's size: annotation read, first batch, loader images/s with 1/2/4 processes,
 # memory over one epoch. Generates data/celeba-sized (202,599 images, 2.4 GB) the first time.

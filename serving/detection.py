@@ -3,11 +3,11 @@
 dlib's HOG face detector finds upright, roughly frontal faces; its 68-point shape predictor
 (``face-recognition-models``, installed from the package registry: nothing is downloaded at run
 time) gives the five points CelebA annotates. Chosen over OpenCV's cascades, which give no
-landmarks, and dlib's CNN detector, which took 12 s per 512x512 photo here (README, "Faces in
+landmarks, and dlib's CNN detector, which took 3 s per 512x512 photo here (README, "Faces in
 photos", has the measured recall and false positives of each).
 
 The detector runs on a copy scaled down to ``detection_side`` pixels on its longer side (its
-cost grows with the pixel count; it finds faces from about 60 pixels wide at that scale); the
+cost grows with the pixel count; it finds faces from about 55 pixels wide at that scale); the
 landmarks are then placed on the full-size image. dlib releases the GIL while it works, so
 detection in a worker thread leaves the event loop free.
 """

@@ -1,5 +1,6 @@
 """`make bench` stays runnable: both benchmarks, shortened, on the test model and data."""
 
+import importlib.util
 import json
 import os
 import re
@@ -116,3 +117,77 @@ def test_gpu_check_stops_at_once_without_cuda(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stdout.startswith("gpu-check: no CUDA device here (torch 2.13.0")
     assert result.stdout.strip().endswith("nothing checked") and not (tmp_path / "out").exists()
+
+
+def markdown_rows(output: str, first_header: str) -> list[dict[str, str]]:
+    """The rows of the printed Markdown table whose first header is ``first_header``, each as
+    {header: cell}."""
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"| {first_header} |"))
+    headers = [cell.strip() for cell in lines[start].strip("|").split("|")]
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append(dict(zip(headers, (cell.strip() for cell in line.strip("|").split("|")), strict=True)))
+    return rows
+
+
+def test_detection_benchmark_times_each_step_and_prices_detect_against_predict(
+    trained, tmp_path: Path
+) -> None:
+    args = ["--model", trained.tag, "--seconds", "1", "--warmup", "0.5", "--repeats", "1",
+            "--photos", "512", "group", "--out", str(tmp_path)]  # fmt: skip
+    output = run_module("bench.detection", *args, home=trained.home)
+    steps = {row["photo"]: row for row in markdown_rows(output, "photo")}
+    assert list(steps) == ["astronaut", "group_of_20"]
+    assert steps["astronaut"]["faces found / labelled"] == "1 / 1"
+    assert steps["group_of_20"]["faces found / labelled"] == "20 / 20"
+    for row in steps.values():
+        timed = [value for header, value in row.items() if header.endswith(("ms", "ms/face"))]
+        assert len(timed) == 6 and all(float(value) > 0 for value in timed), row
+    assert re.search(r"loads dlib's detector and landmark model: [0-9.]+ s, \+[0-9]+ MiB RSS", output)
+
+    result = json.loads((tmp_path / "detection.json").read_text())
+    assert result["first_detection"]["seconds"] > 0 and result["first_detection"]["rss_added_mib"] > 10
+    points = result["http"]
+    assert [(p["path"], p["photo"], p["concurrency"]) for p in points] == [
+        ("/predict", "astronaut", 1),
+        ("/detect", "astronaut", 1),
+        ("/predict", "astronaut", 8),
+        ("/detect", "astronaut", 8),
+        ("/detect", "group_of_20", 1),
+    ]
+    for point in points:
+        assert point["requests"] > 0 and point["errors"] == 0 and point["p50_ms"] <= point["p99_ms"]
+        assert point["server_processes_lost"] == 0, "a server process died under /detect"
+    crowd = points[-1]  # the served limit: the 16 largest of its 20 faces
+    assert crowd["faces_per_request"] == 16
+    assert crowd["faces_per_s"] == pytest.approx(16 * crowd["requests_per_s"])
+    assert points[1]["predict_over_detect"] > 1  # detection is never free
+    http = markdown_rows(output, "path")
+    assert len(http) == 5
+    for row in http:
+        assert float(row["req/s"]) > 0 and float(row["faces/s"]) > 0 and row["errors"] == "0", row
+    assert (tmp_path / "detection.md").read_text() in output
+
+
+def test_detectors_benchmark_compares_recall_false_positives_and_speed(tmp_path: Path) -> None:
+    from serving.detection import MIN_SCORE
+
+    args = ["--lfw", "3", "--repeats", "1", "--cnn-max-side", "160", "--out", str(tmp_path)]
+    output = run_module("bench.detectors", *args, home=tmp_path)
+    rows = {row["detector"]: row for row in markdown_rows(output, "detector")}
+    served = rows[f"dlib HOG, upsample 0, score >= {MIN_SCORE} (served)"]
+    assert (served["astronaut"], served["grace_hopper"], served["group_of_20"]) == ("1/1", "1/1", "20/20")
+    assert served["unmatched detections on those"] == "0"
+    assert served["false positives on 5 no-face photos"] == "0"
+    assert re.fullmatch(r"[0-3]/3", served["LFW faces found"]) and served["LFW non-faces flagged"] == "0/3"
+    for name, row in rows.items():
+        if name.startswith("dlib HOG"):
+            assert float(row["ms per 512x512 photo"]) > 0, row
+    cnn = rows["dlib CNN (MMOD), upsample 0"]  # only on what fits --cnn-max-side: the LFW canvases
+    assert cnn["astronaut"] == "not run" and re.fullmatch(r"[0-3]/3", cnn["LFW faces found"])
+    haar = next(row for name, row in rows.items() if name.startswith("OpenCV Haar"))
+    assert haar["astronaut"].startswith("not installed") == (importlib.util.find_spec("cv2") is None)
+    assert (tmp_path / "detectors.md").read_text() in output
