@@ -63,8 +63,8 @@ soak: model
 
 # Serving beside TorchServe (both topologies, the demo model and a resnet18 at 128 px trained one
 # epoch the first time, concurrency 1/8/32/64) against the in-process limit; where the serving
-# memory goes; training throughput against raw compute. About 12 minutes on 2 cores, plus about
-# 15 the first time (the resnet18).
+# memory goes; training throughput against raw compute; what face detection costs. About 14
+# minutes on 2 cores, plus about 15 the first time (the resnet18).
 bench: model
 	$(BIN)/python -m bench.serving --model $(MODEL)
 	$(BIN)/python -m bench.memory --model $(MODEL)
