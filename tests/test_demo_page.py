@@ -1,4 +1,5 @@
-"""The demo page at /ui in real headless Chromium: an image in, 40 bars out, matching the API."""
+"""The demo page at /ui in real headless Chromium: a photo in, a box on each face found and 40
+bars for the chosen one out, matching the API; 40 bars for the whole image where no face is found."""
 
 import base64
 import re
@@ -8,6 +9,7 @@ import httpx
 import pytest
 
 from harness.faces import face_jpeg
+from harness.photos import astronaut, group_photo, overlap
 from models.attributes import ATTRIBUTES
 
 from .browser import Tab
@@ -36,29 +38,129 @@ def bars(tab: Tab) -> list[dict]:
     )
 
 
-def test_an_uploaded_image_gets_a_bar_per_attribute_matching_the_api(
-    tab: Tab, server: str, topology: str, tmp_path: Path
-) -> None:
-    image = tmp_path / "face.jpg"
-    image.write_bytes(face_jpeg(33, smiling=True))
-    open_demo(tab, server)
-    tab.page.set_input_files("#file", image)
-    drawn = bars(tab)
-
-    api = httpx.post(f"{server}/predict", files={"image": ("face.jpg", image.read_bytes())}).json()
+def assert_bars_show(drawn: list[dict], attributes: list[dict], server: str) -> None:
+    """The bars drawn are these attributes (as the API answered them), in the API's order."""
     card = httpx.get(f"{server}/metadata").json()
-    assert [bar["name"] for bar in drawn] == [a["name"] for a in api["attributes"]]  # most probable first
-    for bar, answer in zip(drawn, api["attributes"], strict=True):
+    assert [bar["name"] for bar in drawn] == [a["name"] for a in attributes]  # most probable first
+    for bar, answer in zip(drawn, attributes, strict=True):
         assert bar["probability"] == pytest.approx(answer["probability"], abs=1e-5)
         assert bar["present"] == answer["present"]
         assert bar["threshold"] == card["thresholds"][bar["name"]]
         assert bar["fill"] == pytest.approx(100 * answer["probability"], abs=0.5)
+
+
+def post(server: str, route: str, image: Path) -> dict:
+    return httpx.post(f"{server}/{route}", files={"image": (image.name, image.read_bytes())}).json()
+
+
+def test_an_uploaded_image_gets_a_bar_per_attribute_matching_the_api(
+    tab: Tab, server: str, topology: str, tmp_path: Path
+) -> None:
+    """An aligned synthetic face on which the detector finds nothing: the page says so and shows
+    /predict's answer for the whole image."""
+    image = tmp_path / "face.jpg"
+    image.write_bytes(face_jpeg(34, smiling=True))
+    assert post(server, "detect", image)["faces"] == []  # (the detector finds a face in some synthetic ones)
+    open_demo(tab, server)
+    tab.page.set_input_files("#file", image)
+    drawn = bars(tab)
+
+    api = post(server, "predict", image)
+    assert_bars_show(drawn, api["attributes"], server)
+    assert tab.page.locator("#faces-note").inner_text().startswith("No face found")
+    assert tab.page.locator(".boxes .box").count() == 0
     assert tab.page.locator("#model").inner_text() == api["model"]
     assert re.fullmatch(r"\d+ ms \(round trip\)", tab.page.locator("#latency").inner_text())
     assert tab.page.locator("#preview").is_visible()
     assert not tab.console_errors
     assert all(url.startswith((server, "blob:")) for url in tab.requested), "the page must work offline"
     tab.screenshot(f"demo-page-{topology}")
+
+
+def drawn_boxes(tab: Tab) -> list[dict]:
+    """Each face's box as drawn, in the API's pixels: its rect over the preview's, scaled by the
+    image's natural size over its displayed size; and whether it is the selected one."""
+    return tab.page.eval_on_selector_all(
+        ".boxes .box",
+        """(boxes) => {
+            const image = document.getElementById("preview");
+            const shown = image.getBoundingClientRect();
+            const [sx, sy] = [image.naturalWidth / shown.width, image.naturalHeight / shown.height];
+            return boxes.map(box => {
+                const rect = box.getBoundingClientRect();
+                return {
+                    box: [(rect.left - shown.left) * sx, (rect.top - shown.top) * sy,
+                          (rect.right - shown.left) * sx, (rect.bottom - shown.top) * sy],
+                    scale: sx,
+                    selected: box.classList.contains("selected"),
+                };
+            });
+        }""",
+    )
+
+
+def assert_drawn_over(drawn: dict, box: list[int]) -> None:
+    """Within 2 displayed pixels of the API's box."""
+    assert drawn["box"] == pytest.approx(box, abs=2 * drawn["scale"])
+
+
+def test_a_photo_of_one_face_gets_its_box_over_the_face_and_its_bars(
+    tab: Tab, server: str, tmp_path: Path
+) -> None:
+    photo = astronaut()
+    image = tmp_path / "astronaut.jpg"
+    image.write_bytes(photo.jpeg())
+    api = post(server, "detect", image)
+    [face] = api["faces"]
+    assert overlap(face["box"], photo.faces[0]) > 0.5
+    open_demo(tab, server)
+    tab.page.set_input_files("#file", image)
+    assert_bars_show(bars(tab), face["attributes"], server)
+    tab.page.locator(".boxes .box").wait_for()
+
+    for width in (1280, 320):  # two columns, then one narrower one: the box follows the preview
+        tab.page.set_viewport_size({"width": width, "height": 900})
+        [drawn] = drawn_boxes(tab)
+        assert drawn["selected"]
+        assert_drawn_over(drawn, face["box"])
+    assert tab.page.locator(".boxes .landmark").count() == 5
+    assert tab.page.get_by_role("button", name="Face 1").get_attribute("aria-pressed") == "true"
+    assert tab.page.locator("#faces-note").is_hidden()
+    assert not tab.console_errors
+
+
+def test_each_face_of_a_group_photo_gets_a_box_and_choosing_one_shows_its_bars(
+    tab: Tab, server: str, topology: str, tmp_path: Path
+) -> None:
+    photo = group_photo(2, 1)
+    image = tmp_path / "group.jpg"
+    image.write_bytes(photo.jpeg())
+    api = post(server, "detect", image)
+    faces = api["faces"]
+    assert len(faces) == len(photo.faces) == 2 and api["capped"] is None
+    assert faces[0]["attributes"] != faces[1]["attributes"]
+    open_demo(tab, server)
+    tab.page.set_input_files("#file", image)
+    assert_bars_show(bars(tab), faces[0]["attributes"], server)
+    tab.page.locator(".boxes .box").nth(1).wait_for()
+    file_choosers: list = []
+    tab.page.on("filechooser", lambda chooser: file_choosers.append(chooser))
+
+    tab.page.locator(".boxes .box").nth(1).click()
+    drawn = drawn_boxes(tab)
+    assert [box["selected"] for box in drawn] == [False, True]
+    for box, face in zip(drawn, faces, strict=True):
+        assert_drawn_over(box, face["box"])
+    assert_bars_show(bars(tab), faces[1]["attributes"], server)
+    assert tab.page.get_by_role("button", name="Face 2").get_attribute("aria-pressed") == "true"
+    assert not file_choosers, "a click on a box must not open the file picker"
+    tab.screenshot(f"demo-page-faces-{topology}")
+
+    tab.page.get_by_role("button", name="Face 1").focus()  # the same by keyboard
+    tab.page.keyboard.press("Enter")
+    assert [box["selected"] for box in drawn_boxes(tab)] == [True, False]
+    assert_bars_show(bars(tab), faces[0]["attributes"], server)
+    assert not tab.console_errors
 
 
 def test_a_dropped_image_is_classified(tab: Tab, server: str) -> None:

@@ -1,6 +1,6 @@
-// The demo page: one image in, every attribute's probability out, drawn as bars with the
-// model's thresholds. It calls the same /predict and /metadata as any client (relative URLs,
-// so it also works behind a path prefix).
+// The demo page: a photo in, each face found in it boxed over the preview, and the chosen face's
+// attributes drawn as bars with the model's thresholds. It calls the same /detect, /predict and
+// /metadata as any client (relative URLs, so it also works behind a path prefix).
 
 const $ = (id) => document.getElementById(id);
 let thresholds = {};
@@ -73,11 +73,25 @@ function bar({ name, probability, present }) {
   return row;
 }
 
+function showAttributes({ attributes, present }) {
+  $("present").textContent = present.length ? present.join(", ").replaceAll("_", " ") : "none";
+  $("bars").replaceChildren(...attributes.map(bar));
+}
+
+function showNote(message) {
+  $("faces-note").textContent = message;
+  $("faces-note").hidden = !message;
+}
+
 function clearResults() {
   showError("");
+  showNote("");
   $("latency").textContent = "-";
   $("present").textContent = "-";
   $("bars").replaceChildren();
+  $("boxes").replaceChildren();
+  $("faces").replaceChildren();
+  $("faces").hidden = true;
 }
 
 function showPreview(file) {
@@ -87,40 +101,119 @@ function showPreview(file) {
   $("drop-hint").hidden = true;
 }
 
+// The faces /detect found in the latest image, largest first.
+let faces = [];
+
+// Each face's box and five landmarks over the preview, in % of the image's natural size (the
+// box's pixels, after EXIF orientation, as the browser shows it), so that they follow the preview
+// at any size; and a button per face, for the keyboard.
+function drawFaces() {
+  const { naturalWidth: width, naturalHeight: height } = $("preview");
+  const at = (x, y) => ({ left: `${(100 * x) / width}%`, top: `${(100 * y) / height}%` });
+  const marks = faces.flatMap(({ box: [left, top, right, bottom], landmarks }, index) => {
+    const box = document.createElement("span");
+    box.className = "box";
+    box.dataset.face = String(index);
+    box.title = `Face ${index + 1}`;
+    box.dataset.number = String(index + 1);
+    Object.assign(box.style, at(left, top), {
+      width: `${(100 * (right - left)) / width}%`,
+      height: `${(100 * (bottom - top)) / height}%`,
+    });
+    const dots = Object.values(landmarks).map(([x, y]) => {
+      const dot = document.createElement("span");
+      dot.className = "landmark";
+      Object.assign(dot.style, at(x, y));
+      return dot;
+    });
+    return [box, ...dots];
+  });
+  if (width && height) $("boxes").replaceChildren(...marks); // else the browser cannot show it
+  $("faces").replaceChildren(
+    ...faces.map((_, index) => {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.dataset.face = String(index);
+      button.textContent = `Face ${index + 1}`;
+      return button;
+    }),
+  );
+  $("faces").hidden = false;
+}
+
+function select(index) {
+  showAttributes(faces[index]);
+  for (const element of document.querySelectorAll("[data-face]")) {
+    const chosen = Number(element.dataset.face) === index;
+    element.classList.toggle("selected", chosen);
+    if (element.tagName === "BUTTON") element.setAttribute("aria-pressed", String(chosen));
+  }
+}
+
 // Only the latest image's answer is drawn: an earlier, slower answer must not replace it.
 let latest = 0;
 
-async function classify(file) {
-  const request = ++latest;
-  clearResults();
-  showPreview(file);
+// The image POSTed to a route: its answer and round-trip time, or null when it failed (the
+// error is shown) or a newer image has been chosen since.
+async function post(route, file, request) {
   const form = new FormData();
   form.append("image", file, file.name);
   const started = performance.now();
   let response;
   try {
-    response = await fetch("predict", { method: "POST", body: form, headers: authHeaders() });
+    response = await fetch(route, { method: "POST", body: form, headers: authHeaders() });
   } catch (error) {
     // e.g. the server is gone, or it closed the connection on a body over its size limit
     if (request === latest) showError(`the server did not answer: ${error.message}`);
-    return;
+    return null;
   }
   const elapsed = performance.now() - started;
-  if (request !== latest) return;
+  if (request !== latest) return null;
   if (!response.ok) {
-    showError(await failure(response));
+    const message = await failure(response);
+    if (request === latest) showError(message);
+    return null;
+  }
+  const answer = await response.json();
+  return request === latest ? { answer, elapsed } : null;
+}
+
+async function classify(file) {
+  const request = ++latest;
+  clearResults();
+  showPreview(file);
+  const detected = await post("detect", file, request);
+  if (!detected) return;
+  // No face found: the whole image, as /predict takes it (an aligned face crop, say).
+  const shown = detected.answer.faces.length ? detected : await post("predict", file, request);
+  if (!shown) return;
+  if (shown.answer.model !== cardModel) await loadCard(); // first use, or the server swapped models
+  await $("preview").decode().catch(() => {}); // its natural size, to place the boxes
+  if (request !== latest) return;
+  $("model").textContent = shown.answer.model;
+  $("latency").textContent = `${shown.elapsed.toFixed(0)} ms (round trip)`;
+  faces = detected.answer.faces;
+  const noFace = "No face found: the bars are for the whole image, taken as one aligned face.";
+  showNote(detected.answer.capped ?? (faces.length ? "" : noFace));
+  if (!faces.length) {
+    showAttributes(shown.answer);
     return;
   }
-  const prediction = await response.json();
-  if (prediction.model !== cardModel) await loadCard(); // first use, or the server swapped models
-  if (request !== latest) return;
-  $("model").textContent = prediction.model;
-  $("latency").textContent = `${elapsed.toFixed(0)} ms (round trip)`;
-  $("present").textContent = prediction.present.length
-    ? prediction.present.join(", ").replaceAll("_", " ")
-    : "none";
-  $("bars").replaceChildren(...prediction.attributes.map(bar));
+  drawFaces();
+  select(0);
 }
+
+// A face is chosen by its box or its button; the box's click must not open the file picker.
+$("boxes").addEventListener("click", (event) => {
+  const box = event.target.closest(".box");
+  if (!box) return;
+  event.preventDefault();
+  select(Number(box.dataset.face));
+});
+$("faces").addEventListener("click", (event) => {
+  const button = event.target.closest("button");
+  if (button) select(Number(button.dataset.face));
+});
 
 $("file").addEventListener("change", () => {
   if ($("file").files.length) classify($("file").files[0]);
