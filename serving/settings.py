@@ -132,8 +132,9 @@ VARIABLES = (
     Variable(MODEL_ENV, "model", "a model tag in the store, name or name:version",
              "the stored model to serve (also the default of the commands' `--model`)", _model_tag),
     Variable(TOKEN_ENV, "api_token", "printable ASCII without spaces; unset or empty for no token",
-             "the bearer token that guards `/predict`, `/predict_batch`, `/detect`, `/metadata` and `/v2/models/...` "
-             "(probes and `/metrics` stay open); whitespace around it, a file's last newline, is dropped",
+             "the bearer token that guards `/predict`, `/predict_batch`, `/detect`, `/metadata` and "
+             "`/v2/models/...` (probes and `/metrics` stay open); whitespace around it, a file's last "
+             "newline, is dropped",
              _token),
     Variable(MAX_BODY_ENV, "max_body_bytes", "a whole number of bytes, at least 1",
              "the most bytes a request body may have, counted as it streams in", _positive_int),

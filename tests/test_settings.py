@@ -14,9 +14,9 @@ import pytest
 from serving.settings import (
     DETECTION_SIDE_ENV,
     DRAIN_ENV,
-    MAX_FACES_ENV,
     MAX_BATCH_SIZE_ENV,
     MAX_BODY_ENV,
+    MAX_FACES_ENV,
     MAX_IMAGES_ENV,
     MAX_PIXELS_ENV,
     MODEL_ENV,
