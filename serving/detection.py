@@ -94,7 +94,8 @@ def detect_faces(image: Image.Image, detection_side: int) -> list[DetectedFace]:
         DetectedFace(_inside(box, image.size), _celeba_points(outline), float(score))
         for box, outline, score in zip(boxes, outlines, scores, strict=True)
     ]
-    return sorted(faces, key=lambda face: face.area, reverse=True)
+    # Largest first; faces of one size top to bottom, then left to right, so the order is stable.
+    return sorted(faces, key=lambda face: (-face.area, face.box[1], face.box[0]))
 
 
 def _inside(box: tuple[int, ...], size: tuple[int, int]) -> tuple[int, int, int, int]:

@@ -47,6 +47,8 @@ def test_every_face_of_a_crowd_is_found_largest_first() -> None:
     assert_finds_the_labelled_faces(photo, [face.box for face in found])
     areas = [face.area for face in found]
     assert areas == sorted(areas, reverse=True)
+    ties = [(face.box[1], face.box[0]) for face in found if face.area == found[0].area]
+    assert len(ties) > 1 and ties == sorted(ties)  # one size: top to bottom, then left to right
 
 
 def test_landmarks_sit_inside_their_face_in_celebas_order() -> None:
