@@ -58,6 +58,9 @@ INFRASTRUCTURE_DESCRIPTIONS = {
     "/readyz": "200 once the model is loaded and warmed up; for Kubernetes' readinessProbe.",
     "/metrics": "Prometheus text format: requests and latencies per endpoint, and the batch sizes.",
 }
+# Answer fields that may be null: BentoML 1.4 writes an optional field (``str | None``) as its
+# type alone, so a client validating against the document would refuse the null.
+NULLABLE = {"/detect": {"capped"}}
 PROBE_EXAMPLE = {"text/plain": {"example": "\n"}}
 METRICS_EXAMPLE = {
     "text/plain": {
@@ -175,6 +178,9 @@ def document_service(spec: dict, settings: Settings, model_tag: str, examples: E
             ok = operation.setdefault("responses", {}).setdefault("200", {"description": "OK"})
             for media_type, example in successes.get(path, PROBE_EXAMPLE).items():
                 ok.setdefault("content", {}).setdefault(media_type, {}).update(example)
+            answer = ok["content"].get("application/json", {}).get("schema", {}).get("properties", {})
+            for name in NULLABLE.get(path, ()) & answer.keys():
+                answer[name]["nullable"] = True
     return document_errors(spec, settings)
 
 

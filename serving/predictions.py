@@ -43,7 +43,7 @@ class Face(BaseModel):
         description="[left, top, right, bottom] in the photo's pixels, after its EXIF orientation."
     )
     landmarks: Landmarks
-    score: float = Field(description="The detector's confidence margin: above 0 is a face, higher is surer.")
+    score: float = Field(description="The detector's margin: over 0.3 is answered, higher is surer.")
     attributes: list[AttributeScore] = Field(description="As /predict: all attributes, most probable first.")
     present: list[str] = Field(description="As /predict: the attributes over their threshold.")
 

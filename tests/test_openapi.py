@@ -198,6 +198,18 @@ def test_detect_example_has_a_face_with_its_box_landmarks_and_every_attribute() 
     assert sorted(score["name"] for score in face["attributes"]) == sorted(ATTRIBUTES)
 
 
+def test_detect_documents_that_capped_may_be_null() -> None:
+    spec = bentoml_spec()
+    answer = {"type": "object", "properties": {"capped": {"type": "string"}, "model": {"type": "string"}}}
+    spec["paths"]["/detect"]["post"]["responses"][200]["content"]["application/json"]["schema"] = answer
+    doc = document_service(spec, LIMITS, TAG, Examples.of(make_private_card(), TAG))
+    properties = operation(doc, "/detect")["responses"]["200"]["content"]["application/json"]["schema"][
+        "properties"
+    ]
+    assert properties["capped"] == {"type": "string", "nullable": True}
+    assert "nullable" not in properties["model"]
+
+
 def test_description_offers_detect_for_photos_and_names_its_face_limit() -> None:
     description = document(Settings(max_faces=7))["info"]["description"]
     assert "/detect" in description and "at most 7 faces" in description and MAX_FACES_ENV in description
