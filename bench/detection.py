@@ -45,7 +45,7 @@ from bench.detectors import GREY, at_detection_scale
 from bench.load import closed_loop, image_uploads
 from bench.servers import CONFIGURATIONS, Server, process_tree, started
 from bench.serving import measure_point
-from harness.photos import Photo, astronaut, group_photo
+from harness.photos import Photo, astronaut, group_photo, phone_photo, scaled
 from models.alignment import align_face
 from models.preprocess import FacePreset, to_rgb
 from models.runtime import ModelRuntime
@@ -55,29 +55,7 @@ from serving.images import decode_image, faces_in_photo
 from serving.settings import DETECTION_SIDE_ENV, MAX_FACES_ENV, MAX_PIXELS_ENV, MODEL_ENV, Settings
 
 MIB = 2**20
-PHONE_SIZE = (4000, 3000)
 ONE_PROCESS = next(c for c in CONFIGURATIONS if c.name == "one process")
-
-
-def scaled(photo: Photo, side: int) -> Photo:
-    """A square photo resized (bicubic) to ``side`` pixels, its labelled faces with it."""
-    factor = side / photo.image.width
-    boxes = [
-        (round(left * factor), round(top * factor), round(right * factor), round(bottom * factor))
-        for left, top, right, bottom in photo.faces
-    ]
-    image = photo.image.resize((side, side), Image.Resampling.BICUBIC)
-    return Photo(f"{photo.name} {side}x{side}", image, boxes)
-
-
-def phone_photo(photo: Photo, size: tuple[int, int] = PHONE_SIZE) -> Photo:
-    """A square photo scaled to the height of a phone's 12-megapixel frame, centred on grey."""
-    tall = scaled(photo, size[1])
-    canvas = Image.new("RGB", size, GREY)
-    shift = (size[0] - size[1]) // 2
-    canvas.paste(tall.image, (shift, 0))
-    boxes = [(left + shift, top, right + shift, bottom) for left, top, right, bottom in tall.faces]
-    return Photo(f"phone photo {size[0]}x{size[1]}", canvas, boxes)
 
 
 # The in-process photos, by the name --photos takes.

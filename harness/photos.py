@@ -92,6 +92,27 @@ def group_photo(columns: int = 5, rows: int = 4) -> Photo:
     return Photo(f"group_of_{columns * rows}", canvas, boxes)
 
 
+def scaled(photo: Photo, side: int) -> Photo:
+    """A square photo resized (bicubic) to ``side`` pixels, its labelled faces with it."""
+    factor = side / photo.image.width
+    boxes = [
+        (round(left * factor), round(top * factor), round(right * factor), round(bottom * factor))
+        for left, top, right, bottom in photo.faces
+    ]
+    image = photo.image.resize((side, side), Image.Resampling.BICUBIC)
+    return Photo(f"{photo.name} {side}x{side}", image, boxes)
+
+
+def phone_photo(photo: Photo, size: tuple[int, int] = (4000, 3000)) -> Photo:
+    """A square photo scaled to the height of a phone's 12-megapixel frame, centred on grey."""
+    tall = scaled(photo, size[1])
+    canvas = Image.new("RGB", size, (128, 128, 128))
+    shift = (size[0] - size[1]) // 2
+    canvas.paste(tall.image, (shift, 0))
+    boxes = [(left + shift, top, right + shift, bottom) for left, top, right, bottom in tall.faces]
+    return Photo(f"phone photo {size[0]}x{size[1]}", canvas, boxes)
+
+
 def overlap(a: Box, b: Box) -> float:
     """Intersection over union of two boxes: 1 for the same box, 0 for disjoint ones."""
     width = max(0, min(a[2], b[2]) - max(a[0], b[0]))

@@ -136,7 +136,7 @@ def markdown_rows(output: str, first_header: str) -> list[dict[str, str]]:
 def test_detection_benchmark_times_each_step_and_prices_detect_against_predict(
     trained, tmp_path: Path
 ) -> None:
-    args = ["--model", trained.tag, "--seconds", "1", "--warmup", "0.5", "--repeats", "1",
+    args = ["--model", trained.tag, "--seconds", "0.5", "--warmup", "0.3", "--repeats", "1",
             "--photos", "512", "group", "--out", str(tmp_path)]  # fmt: skip
     output = run_module("bench.detection", *args, home=trained.home)
     steps = {row["photo"]: row for row in markdown_rows(output, "photo")}
