@@ -121,6 +121,9 @@ class FaceAttributesAPI(ABC):
         # one forward pass (or worker call) per batch, as TorchServe's batching does.
         self.batcher = MicroBatcher(self.classify, SETTINGS.max_batch_size, self.batches_in_flight)
         self.requests_in_flight = 0
+        # Photos wait here for the detector, which takes one at a time per process: not in the
+        # shared thread pool, where a burst of /detect would hold every thread that /predict needs.
+        self.detection_slot = anyio.CapacityLimiter(1)
         # Made here, not at import: BentoML switches prometheus_client to its multi-process
         # mode in each worker after this file is imported, and /metrics must see every worker.
         self.batch_sizes = prometheus_client.Histogram(
@@ -164,7 +167,7 @@ class FaceAttributesAPI(ABC):
 
     async def detections(self, upload: Path | bytes) -> Detection:
         """What ``/detect`` answers: the faces' pixels join the batches of every other request."""
-        photo = await anyio.to_thread.run_sync(self.find_faces, upload)
+        photo = await anyio.to_thread.run_sync(self.find_faces, upload, limiter=self.detection_slot)
         probabilities = await self.probabilities(photo.pixels) if photo.pixels else np.empty((0, 0))
         return to_detection(photo, probabilities, self.card, self.tag)
 

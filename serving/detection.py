@@ -41,7 +41,7 @@ _detecting = threading.Lock()
 class DetectedFace:
     box: tuple[int, int, int, int]  # left, top, right, bottom in the image's pixels, inside it
     landmarks: np.ndarray  # (5, 2): models.alignment's order, the image's pixels
-    score: float  # the detector's margin: above 0 is a face, higher is surer
+    score: float  # the detector's margin: over MIN_SCORE is answered, higher is surer
 
     @property
     def area(self) -> int:
