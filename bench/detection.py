@@ -41,7 +41,7 @@ import numpy as np
 import psutil
 from PIL import Image
 
-from bench.detectors import GREY, at_detection_scale
+from bench.detectors import GREY
 from bench.load import closed_loop, image_uploads
 from bench.servers import CONFIGURATIONS, Server, process_tree, started
 from bench.serving import measure_point
@@ -50,7 +50,7 @@ from models.alignment import align_face
 from models.preprocess import FacePreset, to_rgb
 from models.runtime import ModelRuntime
 from models.store import load_runtime, read_card, require_model, store_home
-from serving.detection import MIN_SCORE, detect_faces, shape_model_file
+from serving.detection import MIN_SCORE, at_detection_scale, detect_faces, shape_model_file
 from serving.images import decode_image, faces_in_photo
 from serving.settings import DETECTION_SIDE_ENV, MAX_FACES_ENV, MAX_PIXELS_ENV, MODEL_ENV, Settings
 

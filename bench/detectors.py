@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from harness.photos import (
     Box,
@@ -49,7 +49,7 @@ from harness.photos import (
     overlap,
 )
 from models.preprocess import to_rgb
-from serving.detection import MIN_SCORE, shape_model_file
+from serving.detection import MIN_SCORE, at_detection_scale, shape_model_file
 from serving.images import decode_image
 from serving.settings import DETECTION_SIDE_ENV, MAX_PIXELS_ENV, Settings
 
@@ -69,15 +69,6 @@ class Candidate:
     name: str
     make: Callable[[], Detect] | None  # None: not installed
     max_side: int | None = None  # runs only on images no longer than this
-
-
-def at_detection_scale(image: Image.Image, detection_side: int) -> tuple[Image.Image, float]:
-    """The copy the detector sees (no larger than ``detection_side`` on its longer side, never
-    enlarged) and its scale: what ``serving.detection.detect_faces`` works on."""
-    if max(image.size) <= detection_side:
-        return image, 1.0
-    small = ImageOps.contain(image, (detection_side, detection_side), Image.Resampling.BILINEAR)
-    return small, small.width / image.width
 
 
 def dlib_box(rectangle: Any) -> Box:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 # In the 68-point scheme: the eyes' contours (averaged to their centres), the nose tip and the
 # mouth's outer corners, as the image shows them left to right: CelebA's five points.
@@ -73,16 +73,22 @@ def _dlib_models() -> tuple[Any, Any, Any]:
     return _loaded["models"]
 
 
+def at_detection_scale(image: Image.Image, detection_side: int) -> tuple[Image.Image, float]:
+    """The copy the detector searches (no larger than ``detection_side`` on its longer side, never
+    enlarged), and its scale."""
+    if max(image.size) <= detection_side:
+        return image, 1.0
+    small = ImageOps.contain(image, (detection_side, detection_side), Image.Resampling.BILINEAR)
+    return small, small.width / image.width
+
+
 def detect_faces(image: Image.Image, detection_side: int) -> list[DetectedFace]:
     """Every face found in an RGB image, largest first."""
     detector, shapes, rectangle = _dlib_models()
     pixels = np.asarray(image)
-    scale = min(1.0, detection_side / max(image.size))
-    if scale < 1.0:
-        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-        small = np.asarray(image.resize(size, Image.Resampling.BILINEAR))
+    small, scale = at_detection_scale(image, detection_side)
     with _detecting:
-        found, scores, _ = detector.run(small if scale < 1.0 else pixels, 0, MIN_SCORE)
+        found, scores, _ = detector.run(pixels if small is image else np.asarray(small), 0, MIN_SCORE)
         # Back in the photo's pixels (dlib's right and bottom are inclusive).
         boxes = [
             tuple(round(v / scale) for v in (r.left(), r.top(), r.right() + 1, r.bottom() + 1)) for r in found
