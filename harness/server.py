@@ -34,12 +34,15 @@ class RunningServer:
 
 @contextmanager
 def serving(
-    target: str, home: Path, cwd: Path = ROOT, env: dict[str, str] | None = None
+    target: str, home: Path, cwd: Path = ROOT, env: dict[str, str] | None = None, log_file: Path | None = None
 ) -> Iterator[RunningServer]:
-    """``bentoml serve TARGET`` on a free loopback port until ready; stopped with its whole group."""
+    """``bentoml serve TARGET`` on a free loopback port until ready; stopped with its whole group.
+
+    Its output goes to ``log_file`` when given (kept, to read after a failure), else to a
+    temporary file."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryFile() as log:
+    with open(log_file, "w+b") if log_file else tempfile.TemporaryFile() as log:
         process = subprocess.Popen(
             [BENTOML, "serve", target, "--host", "127.0.0.1", "--port", str(port)],
             cwd=cwd,

@@ -118,8 +118,10 @@ def server(trained: TrainedModel, topology: str, tmp_path_factory: pytest.TempPa
     In a BENTOML_HOME of its own: `bentoml serve` empties $BENTOML_HOME/prometheus_multiproc_dir
     as it starts, so another server on the same home would wipe this one's /metrics counters.
     """
-    home = copy_home(trained.home, tmp_path_factory.mktemp(topology) / "home")
-    with serving(f"service:{topology}", home) as running:
+    folder = tmp_path_factory.mktemp(topology)
+    home = copy_home(trained.home, folder / "home")
+    # The log is kept in pytest's temporary folder: a failure that only a long run shows can be read.
+    with serving(f"service:{topology}", home, log_file=folder / "server.log") as running:
         yield running.url
 
 

@@ -2,6 +2,7 @@
 
 import asyncio
 import random
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -50,7 +51,8 @@ async def mixed_load(url: str, good: list[bytes]) -> list[tuple[str, int, int, d
             try:
                 response = await http.post("/predict", **kwargs)
             except httpx.TransportError as error:  # kept, so a failure names the request it hit
-                results.append((kind, index, NO_ANSWER, {"transport_error": repr(error)}))
+                when = datetime.now(UTC).isoformat(timespec="milliseconds")  # to find it in the server's log
+                results.append((kind, index, NO_ANSWER, {"transport_error": repr(error), "at": when}))
                 continue
             results.append((kind, index, response.status_code, response.json()))
 
