@@ -43,6 +43,7 @@ from serving.graceful import delay_worker_shutdown, stop_processes_before_cleanu
 from serving.handlers import json_errors
 from serving.images import FacesInPhoto, Outcome, decode_each, decoded_pixels, faces_in_photo, rejoin
 from serving.openapi import Examples, document_service
+from serving.placement import Upload, run_blocking
 from serving.predictions import Detection, ModelMetadata, Prediction, to_detection, to_prediction
 from serving.settings import MODEL_ENV, ONE_PROCESS, Settings, SettingsError
 from serving.siblings import Siblings
@@ -133,11 +134,11 @@ class FaceAttributesAPI(ABC):
         )
 
     @abstractmethod
-    async def classify(self, uploads: list[Path | bytes | np.ndarray]) -> list[Outcome]:
+    async def classify(self, uploads: list[Upload]) -> list[Outcome]:
         """Per upload (or face already made pixels): its (40,) probabilities, or the error that
         refused it."""
 
-    def decode(self, uploads: list[Path | bytes | np.ndarray]) -> list[Outcome]:
+    def decode(self, uploads: list[Upload]) -> list[Outcome]:
         """Each upload's pixels or error; blocking, so it runs in a worker thread."""
         data = [upload.read_bytes() if isinstance(upload, Path) else upload for upload in uploads]
         return decode_each(data, self.preset, SETTINGS.max_pixels)
@@ -220,8 +221,8 @@ class FaceAttributes(FaceAttributesAPI):
         except Exception:  # a worker that is gone refuses the connection: not alive
             return False
 
-    async def classify(self, uploads: list[Path | bytes | np.ndarray]) -> list[Outcome]:
-        outcomes = await anyio.to_thread.run_sync(self.decode, uploads)
+    async def classify(self, uploads: list[Upload]) -> list[Outcome]:
+        outcomes = await run_blocking(self.decode, uploads, self.requests_in_flight == 1)
         if (pixels := decoded_pixels(outcomes)) is None:
             return outcomes
         self.batch_sizes.observe(len(pixels))
@@ -253,10 +254,10 @@ class FaceAttributesOneProcess(FaceAttributesAPI):
         failing /livez is what gets the pod restarted instead of serving on at part capacity."""
         return self.siblings.all_running()
 
-    async def classify(self, uploads: list[Path | bytes | np.ndarray]) -> list[Outcome]:
-        return await anyio.to_thread.run_sync(self._decode_and_forward, uploads)
+    async def classify(self, uploads: list[Upload]) -> list[Outcome]:
+        return await run_blocking(self._decode_and_forward, uploads, self.requests_in_flight == 1)
 
-    def _decode_and_forward(self, uploads: list[Path | bytes | np.ndarray]) -> list[Outcome]:
+    def _decode_and_forward(self, uploads: list[Upload]) -> list[Outcome]:
         outcomes = self.decode(uploads)
         if (pixels := decoded_pixels(outcomes)) is None:
             return outcomes

@@ -77,6 +77,22 @@ def faces_in_photo(
 # Per item of a batch: an upload's (or a found face's) pixels, then its probabilities; or the
 # error that refused the upload.
 Outcome = np.ndarray | ServiceError
+# Measured here, upload to pixels: a 1024x1024 JPEG photo 11.5 ms, a flat 2000x2000 PNG (15 KiB)
+# 83 ms. The byte size says little (that PNG is smaller than a face crop's JPEG); the header's
+# pixel count bounds the work.
+QUICK_DECODE_PIXELS = 1024 * 1024
+
+
+def decodes_quickly(upload: bytes | np.ndarray) -> bool:
+    """Whether an upload turns into pixels in milliseconds: pixels already made, or an image whose
+    header declares at most ``QUICK_DECODE_PIXELS``. Reads the header only (about 40 us)."""
+    if isinstance(upload, np.ndarray):
+        return True
+    try:
+        with Image.open(io.BytesIO(upload), formats=ACCEPTED_FORMATS) as image:
+            return image.width * image.height <= QUICK_DECODE_PIXELS
+    except Exception:  # not an image here: its error comes from the full decode
+        return False
 
 
 def decode_each(uploads: Sequence[bytes | np.ndarray], preset: FacePreset, max_pixels: int) -> list[Outcome]:

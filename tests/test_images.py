@@ -9,7 +9,15 @@ from PIL import Image
 from harness.faces import encoded, face
 from models.preprocess import FacePreset, to_rgb
 from serving.errors import ImageTooLarge, InvalidImage, UnsupportedImageFormat
-from serving.images import decode_each, decode_image, decoded_pixels, pixels_from_upload, rejoin
+from serving.images import (
+    QUICK_DECODE_PIXELS,
+    decode_each,
+    decode_image,
+    decoded_pixels,
+    decodes_quickly,
+    pixels_from_upload,
+    rejoin,
+)
 from serving.settings import Settings
 
 from .bad_uploads import corrupt, gif_declaring, png_declaring, truncated
@@ -162,3 +170,20 @@ def test_a_batch_of_uploads_decodes_each_on_its_own_and_rejoins_in_order() -> No
 def test_a_batch_with_nothing_decodable_has_no_pixels() -> None:
     outcomes = decode_each([b"nope", b""], FacePreset(), Settings().max_pixels)
     assert decoded_pixels(outcomes) is None and rejoin(outcomes, np.empty((0, 40))) == outcomes
+
+
+@pytest.mark.parametrize(
+    ("upload", "quick"),
+    [
+        (encoded(face(0), "JPEG"), True),
+        (np.zeros((3, 64, 64), np.uint8), True),  # a face's pixels, already made
+        (encoded(Image.new("RGB", (QUICK_DECODE_PIXELS // 512, 512)), "JPEG"), True),  # at the limit
+        # A small file, over the limit in pixels: the byte size says little.
+        (encoded(Image.new("RGB", (QUICK_DECODE_PIXELS // 512 + 1, 512)), "PNG"), False),
+        (png_declaring(30000, 30000), False),  # a bomb: its header alone is read
+        (b"not an image", False),
+    ],
+    ids=["face-jpeg", "pixels", "at-limit", "over-limit-small-png", "bomb", "not-an-image"],
+)
+def test_decodes_quickly_reads_the_pixel_count_from_the_header(upload: object, quick: bool) -> None:
+    assert decodes_quickly(upload) is quick
