@@ -139,7 +139,7 @@ class FaceAttributesAPI(ABC):
         refused it."""
 
     def decode(self, uploads: list[Upload]) -> list[Outcome]:
-        """Each upload's pixels or error; blocking, so it runs in a worker thread."""
+        """Each upload's pixels or error; blocking: ``run_blocking`` says where it runs."""
         data = [upload.read_bytes() if isinstance(upload, Path) else upload for upload in uploads]
         return decode_each(data, self.preset, SETTINGS.max_pixels)
 
