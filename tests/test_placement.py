@@ -48,7 +48,10 @@ def test_anything_else_runs_in_a_worker_thread(uploads: list[Upload], alone: boo
     assert not on_the_event_loop(uploads, alone)
 
 
+def reverse(uploads: list[Upload]) -> list[Upload]:
+    return uploads[::-1]
+
+
 def test_the_work_gets_the_uploads_and_its_result_comes_back() -> None:
-    reverse = lambda uploads: uploads[::-1]  # noqa: E731
     for alone in (True, False):
         assert asyncio.run(run_blocking(reverse, [SMALL, LARGE], alone)) == [LARGE, SMALL]
