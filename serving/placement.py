@@ -3,13 +3,14 @@ on the event loop itself.
 
 A hop to a worker thread and back wakes two threads (the worker, then the event loop for the
 result). For a lone request on this 2-core VM that costs more than the decode and forward pass
-themselves. Measured with two servers up at once and 3 s bursts alternating between them (demo
-model, median of 10 pairs): at one client the one-process topology's p50 went from 4.15 to 2.82 ms
-and its CPU per request from 3.82 to 3.11 ms; the split's from 9.1 to 7.8 ms. So the one request
-in flight, when it holds one image that decodes in milliseconds, runs on the event loop: nothing
-else waits for the batcher then. Anything else (several images, a large photo, other requests in
-flight, a pass long enough to use every core) goes to a worker thread, so the event loop keeps
-accepting and parsing while it runs; at 8 and 32 clients the two ways measured the same.
+themselves. Measured with ``bench.interleaved`` (both versions served at once, 3 s bursts
+alternating, demo model, medians of 10 rounds): at one client the one-process topology's p50 went
+from 4.68 to 3.69 ms and its CPU per request from 4.06 to 3.53 ms; the split's from 9.55 to 8.40.
+So the one request in flight, when it holds one image that decodes in milliseconds, runs on the
+event loop: nothing else waits for the batcher then. Anything else (several images, a large
+photo, other requests in flight, a pass long enough to use every core) goes to a worker thread,
+so the event loop keeps accepting and parsing while it runs. At 8 and 32 clients the two ways
+measured the same, within what two servers of the same code differ by.
 """
 
 from collections.abc import Callable

@@ -191,3 +191,28 @@ def test_detectors_benchmark_compares_recall_false_positives_and_speed(tmp_path:
     haar = next(row for name, row in rows.items() if name.startswith("OpenCV Haar"))
     assert haar["astronaut"].startswith("not installed") == (importlib.util.find_spec("cv2") is None)
     assert (tmp_path / "detectors.md").read_text() in output
+
+
+def worktrees() -> list[str]:
+    listed = subprocess.run(["git", "worktree", "list"], cwd=ROOT, capture_output=True, text=True, check=True)
+    return listed.stdout.splitlines()
+
+
+def test_interleaved_benchmark_serves_a_git_ref_beside_the_working_tree(trained, tmp_path: Path) -> None:
+    before = worktrees()
+    args = ["--base", "HEAD", "--model", trained.tag, "--clients", "1", "2", "--rounds", "2",
+            "--seconds", "0.5", "--warmup", "0.2", "--out", str(tmp_path)]  # fmt: skip
+    output = run_module("bench.interleaved", *args, home=trained.home)
+    results = json.loads((tmp_path / "interleaved.json").read_text())
+    assert [r["clients"] for r in results] == [1, 2]
+    for result in results:
+        for version in ("base", "working tree"):
+            assert len(result["rounds"][version]) == 2
+            assert all(r["requests_per_s"] > 0 and r["errors"] == 0 for r in result["rounds"][version])
+        assert 0 <= result["working_tree_p50_lower_in"] <= 2
+    rows = markdown_rows(output, "clients")
+    assert [(row["clients"], row["version"]) for row in rows] == [
+        ("1", "base"), ("1", "working tree"), ("2", "base"), ("2", "working tree")
+    ]  # fmt: skip
+    assert rows[1]["p50 lower (rounds)"].endswith("of 2")
+    assert worktrees() == before, "the base's worktree was left behind"
