@@ -43,6 +43,7 @@ from PIL import Image
 
 from bench.detectors import GREY
 from bench.load import closed_loop, image_uploads
+from bench.options import model_parser
 from bench.servers import CONFIGURATIONS, Server, process_tree, started
 from bench.serving import measure_point
 from harness.photos import Photo, astronaut, group_photo, phone_photo, scaled
@@ -52,7 +53,7 @@ from models.runtime import ModelRuntime
 from models.store import load_runtime, read_card, require_model, store_home
 from serving.detection import MIN_SCORE, at_detection_scale, detect_faces, shape_model_file
 from serving.images import decode_image, faces_in_photo
-from serving.settings import DETECTION_SIDE_ENV, MAX_FACES_ENV, MAX_PIXELS_ENV, MODEL_ENV, Settings
+from serving.settings import DETECTION_SIDE_ENV, MAX_FACES_ENV, MAX_PIXELS_ENV, Settings
 
 MIB = 2**20
 ONE_PROCESS = next(c for c in CONFIGURATIONS if c.name == "one process")
@@ -263,12 +264,7 @@ def markdown(result: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--model", default=Settings.from_env(only={MODEL_ENV}).model, help="model tag (default: %(default)s)"
-    )
+    parser = model_parser(__doc__)
     parser.add_argument("--seconds", type=float, default=5, help="seconds per HTTP load point (default: 5)")
     parser.add_argument(
         "--warmup", type=float, default=2, help="seconds of load per path before measuring (default: 2)"

@@ -27,11 +27,12 @@ from pathlib import Path
 import numpy as np
 
 from bench.load import closed_loop, image_uploads
+from bench.options import model_parser
 from bench.servers import cpu_seconds
 from harness.faces import face_jpeg
 from harness.server import ROOT, RunningServer, serving
 from models.store import store_home
-from serving.settings import MODEL_ENV, Settings
+from serving.settings import MODEL_ENV
 
 VERSIONS = ("base", "working tree")
 
@@ -109,17 +110,12 @@ def markdown(results: list[dict], base: str, target: str, model: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = model_parser(__doc__)
     parser.add_argument(
         "--base", required=True, help="git commit, branch or tag to compare the working tree with"
     )
     parser.add_argument("--target", default="service:FaceAttributesOneProcess",
                         help="the service both serve (default: %(default)s)")  # fmt: skip
-    parser.add_argument(
-        "--model", default=Settings.from_env(only={MODEL_ENV}).model, help="model tag (default: %(default)s)"
-    )
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32],
                         help="closed-loop clients, one comparison each (default: 1 8 32)")  # fmt: skip
     parser.add_argument(

@@ -13,7 +13,6 @@
 Writes ``memory.md`` and ``memory.json`` into ``--out``.
 """
 
-import argparse
 import asyncio
 import json
 import os
@@ -24,11 +23,12 @@ from pathlib import Path
 import psutil
 
 from bench.load import closed_loop
+from bench.options import model_parser
 from bench.servers import CONFIGURATIONS, DEFAULT_CONFIGURATIONS, process_tree, started
 from harness.faces import face_jpeg
 from harness.server import ROOT
 from models.store import store_home
-from serving.settings import MODEL_ENV, Settings
+from serving.settings import MODEL_ENV
 
 MIB = 2**20
 LADDER = (
@@ -125,12 +125,7 @@ def markdown(ladder: list[dict], processes: list[dict]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--model", default=Settings.from_env(only={MODEL_ENV}).model, help="model tag (default: %(default)s)"
-    )
+    parser = model_parser(__doc__)
     parser.add_argument("--configurations", nargs="+", choices=[c.name for c in CONFIGURATIONS],
                         default=list(DEFAULT_CONFIGURATIONS), help="servers (default: all)")  # fmt: skip
     parser.add_argument("--seconds", type=float, default=10, help="seconds of load (default: 10)")

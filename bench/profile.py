@@ -10,7 +10,6 @@ stacks (``profile-<process>.txt``: open them in speedscope.app or inferno-flameg
 py-spy slows the processes it samples, so read shares, not speeds, from it.
 """
 
-import argparse
 import asyncio
 import re
 import subprocess
@@ -21,10 +20,11 @@ from pathlib import Path
 import psutil
 
 from bench.load import closed_loop, image_uploads
+from bench.options import model_parser
 from harness.faces import face_jpeg
 from harness.server import serving
 from models.store import store_home
-from serving.settings import MODEL_ENV, Settings
+from serving.settings import MODEL_ENV
 
 PY_SPY = str(Path(sys.executable).parent / "py-spy")
 RATE = 100  # samples per second and thread
@@ -79,12 +79,7 @@ def summarise(stacks: Path, seconds: float, top: int) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--model", default=Settings.from_env(only={MODEL_ENV}).model, help="model tag (default: %(default)s)"
-    )
+    parser = model_parser(__doc__)
     parser.add_argument("--target", default="service:FaceAttributes", help="service to profile")
     parser.add_argument("--clients", type=int, default=32, help="closed-loop clients (default: 32)")
     parser.add_argument("--seconds", type=float, default=15, help="seconds sampled (default: 15)")
