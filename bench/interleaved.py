@@ -15,7 +15,6 @@ p50 was the lower. Writes ``interleaved.json`` and ``interleaved.md`` into ``--o
 """
 
 import argparse
-import asyncio
 import json
 import shutil
 import subprocess
@@ -26,15 +25,17 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.load import closed_loop, image_uploads
+from bench.load import image_uploads
 from bench.options import model_parser
-from bench.servers import cpu_seconds
+from bench.servers import Server
+from bench.serving import measure_point
 from harness.faces import face_jpeg
 from harness.server import ROOT, RunningServer, serving
 from models.store import store_home
 from serving.settings import MODEL_ENV
 
 VERSIONS = ("base", "working tree")
+MEDIANS = ("requests_per_s", "p50_ms", "p99_ms", "server_cpu_ms_per_request")
 
 
 @contextmanager
@@ -59,16 +60,8 @@ def own_home(parent: Path) -> Path:
 
 
 def burst(server: RunningServer, uploads: list[tuple[bytes, str]], clients: int, seconds: float) -> dict:
-    before = cpu_seconds(server.pid)
-    result = asyncio.run(closed_loop(server.url, uploads, clients, seconds))
-    ms = np.array(result.latencies) * 1000
-    return {
-        "requests_per_s": len(ms) / result.seconds,
-        "p50_ms": float(np.percentile(ms, 50)),
-        "p99_ms": float(np.percentile(ms, 99)),
-        "server_cpu_ms_per_request": 1000 * (cpu_seconds(server.pid) - before) / max(len(ms), 1),
-        "errors": result.errors,
-    }
+    """One burst, measured as ``bench.serving`` measures a point."""
+    return measure_point(Server(server.url, "/predict", uploads, server.pid, None), clients, seconds)
 
 
 def compare(servers: dict[str, RunningServer], clients: int, args: argparse.Namespace) -> dict:
@@ -80,7 +73,7 @@ def compare(servers: dict[str, RunningServer], clients: int, args: argparse.Name
         for version in VERSIONS if round_ % 2 == 0 else VERSIONS[::-1]:
             rounds[version].append(burst(servers[version], uploads, clients, args.seconds))
     medians = {
-        version: {key: float(np.median([r[key] for r in runs])) for key in runs[0] if key != "errors"}
+        version: {key: float(np.median([r[key] for r in runs])) for key in MEDIANS}
         | {"errors": sum(r["errors"] for r in runs)}
         for version, runs in rounds.items()
     }
