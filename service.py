@@ -35,6 +35,7 @@ from bentoml.validators import DType
 
 from models.store import load_runtime, read_card, require_model
 from serving.app import build_app
+from serving.balance import ConnectionBalance
 from serving.batcher import MicroBatcher
 from serving.direct import DirectPredictions
 from serving.edge import Edge
@@ -279,6 +280,7 @@ def build_openapi_document(api: FaceAttributesAPI) -> dict[str, Any]:
     return document_service(service.openapi_spec.asdict(), SETTINGS, api.tag, Examples.of(api.card, api.tag))
 
 
+FaceAttributesOneProcess.add_asgi_middleware(ConnectionBalance)  # its workers share one socket
 for topology in (FaceAttributes, FaceAttributesOneProcess):
     topology.add_asgi_middleware(Edge, settings=SETTINGS)  # first added: outermost
     topology.add_asgi_middleware(DirectPredictions)

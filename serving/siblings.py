@@ -35,6 +35,13 @@ class Siblings:
         self.most = max(self.most, running)
         return running >= self.most
 
+    def other_pids(self) -> list[int]:
+        """The process ids of the siblings running now, this worker's own left out."""
+        manager = self.worker.parent()
+        if manager is None:
+            return []
+        return [p.pid for p in manager.children() if p.pid != self.worker.pid and self.is_sibling(p)]
+
     def is_sibling(self, process: psutil.Process) -> bool:
         try:
             same = without_worker_id(process.cmdline()) == self.shape

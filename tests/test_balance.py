@@ -1,0 +1,131 @@
+"""serving/balance.py in-process: real child processes holding real sockets stand for the workers."""
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psutil
+import pytest
+
+from serving.balance import ConnectionBalance, WorkerConnections, open_sockets
+from serving.handlers import Message
+from serving.siblings import Siblings
+
+# Opens $SOCKETS sockets, says so, and holds them: the command line is the same for every count,
+# so the processes are siblings as BentoML's workers are (they differ by --worker-id only).
+HOLDER = [
+    sys.executable,
+    "-c",
+    "import os, socket, sys, time; held = [socket.socket() for _ in range(int(os.environ['SOCKETS']))];"
+    " print(flush=True); time.sleep(60)",
+]
+
+Workers = Callable[..., list[psutil.Process]]
+
+
+@pytest.fixture
+def workers() -> Iterator[Workers]:
+    """``workers(10, 2)``: sibling processes holding 10 and 2 sockets, ready."""
+    started: list[subprocess.Popen] = []
+
+    def start(*sockets: int) -> list[psutil.Process]:
+        for n, count in enumerate(sockets):
+            process = subprocess.Popen(
+                [*HOLDER, "--worker-id", str(n)],
+                env={**os.environ, "SOCKETS": str(count)},
+                stdout=subprocess.PIPE,
+            )
+            started.append(process)
+        for process in started:
+            assert process.stdout is not None and process.stdout.readline() == b"\n"
+        return [psutil.Process(p.pid) for p in started]
+
+    yield start
+    for process in started:
+        process.kill()
+        process.wait()
+
+
+def test_open_sockets_counts_this_process_sockets() -> None:
+    before = open_sockets(os.getpid())
+    held = [socket.socket() for _ in range(3)]
+    assert open_sockets(os.getpid()) == before + 3
+    for sock in held:
+        sock.close()
+    assert open_sockets(os.getpid()) == before
+
+
+@pytest.mark.parametrize(
+    ("sockets", "excess"),
+    [
+        ((10, 2, 6), 4),  # half the gap to the least busy: 10 - 2 = 8
+        ((10, 9), 0),  # one more than a sibling: moving it would not even anything out
+        ((11, 9), 1),
+        ((4, 9), 0),  # fewer than a sibling
+        ((7,), 0),  # no sibling
+    ],
+)
+def test_excess_is_half_the_gap_to_the_least_busy_sibling(
+    workers: Workers, sockets: tuple[int, ...], excess: int
+) -> None:
+    this = workers(*sockets)[0]
+    assert WorkerConnections(Siblings(this)).excess() == excess
+
+
+def test_a_sibling_gone_is_no_excess(workers: Workers) -> None:
+    this, other = workers(10, 2)
+    connections = WorkerConnections(Siblings(this))
+    assert connections.excess() == 4
+    other.kill()
+    other.wait()
+    assert connections.excess() == 0
+
+
+async def answer(scope: Message, receive: Any, send: Any) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+    await send({"type": "http.response.body", "body": b"{}"})
+
+
+def closes(middleware: ConnectionBalance, requests: int, scope_type: str = "http") -> list[bool]:
+    """Sends ``requests`` requests through; for each, whether its answer closes the connection."""
+    closing = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            closing.append((b"connection", b"close") in message["headers"])
+
+    for _ in range(requests):
+        asyncio.run(middleware({"type": scope_type, "path": "/predict"}, receive, send))
+    return closing
+
+
+def balance(worker: psutil.Process, check_every_s: float) -> ConnectionBalance:
+    return ConnectionBalance(answer, WorkerConnections(Siblings(worker)), check_every_s)
+
+
+def test_an_over_share_worker_closes_its_excess_then_waits_for_the_next_count(workers: Workers) -> None:
+    this, _ = workers(10, 2)
+    assert closes(balance(this, check_every_s=60), 6) == [True] * 4 + [False] * 2
+
+
+def test_it_counts_again_once_the_moves_are_made(workers: Workers) -> None:
+    this, _ = workers(10, 2)
+    # The children's sockets never move, so every count finds the same excess again.
+    assert closes(balance(this, check_every_s=0), 9) == [True] * 9
+
+
+def test_a_worker_within_its_share_closes_nothing(workers: Workers) -> None:
+    this, _ = workers(5, 4)
+    assert closes(balance(this, check_every_s=0), 4) == [False] * 4
+
+
+def test_only_http_is_balanced(workers: Workers) -> None:
+    this, _ = workers(10, 2)
+    assert closes(balance(this, check_every_s=0), 2, scope_type="websocket") == [False] * 2
