@@ -15,6 +15,8 @@ import os
 import time
 from pathlib import Path
 
+import psutil
+
 from serving.handlers import ASGIApp, Message, Receive, Scope, Send
 from serving.siblings import Siblings
 
@@ -47,14 +49,14 @@ class WorkerConnections:
         """Half the gap to the least busy sibling: what moving would even out, were every moved
         connection to land there."""
         now = time.monotonic()
-        if now >= self.next_siblings:
-            self.others = self.siblings.other_pids()
-            self.next_siblings = now + SIBLINGS_EVERY_S
-        if not self.others:
-            return 0
         try:
+            if now >= self.next_siblings:
+                self.others = self.siblings.other_pids()
+                self.next_siblings = now + SIBLINGS_EVERY_S
+            if not self.others:
+                return 0
             fewest = min(open_sockets(pid) for pid in self.others)
-        except OSError:  # a sibling has gone: look for them again next time
+        except (OSError, psutil.Error):  # a sibling, or the manager, has gone: look again next time
             self.next_siblings = now
             return 0
         return max(0, open_sockets(self.siblings.worker.pid) - fewest) // 2
