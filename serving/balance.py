@@ -20,10 +20,16 @@ import psutil
 from serving.handlers import ASGIApp, Message, Receive, Scope, Send
 from serving.siblings import Siblings
 
-CHECK_EVERY_S = 0.1  # counting the sockets of two workers takes about 0.3 ms
+CHECK_EVERY_S = 0.1
 SIBLINGS_EVERY_S = 10.0  # the manager restarts a dead worker under a new pid
 PROC = Path("/proc")
 COUNTABLE = (PROC / "self" / "fd").is_dir()  # Linux: elsewhere (a laptop's macOS) nothing is balanced
+
+
+def open_files(pid: int) -> int:
+    """Every file descriptor a process holds: sockets and the rest, which siblings share alike.
+    About 30 us, against 200 us or more for ``open_sockets``, which reads each one's link."""
+    return len(os.listdir(PROC / str(pid) / "fd"))
 
 
 def open_sockets(pid: int) -> int:
@@ -55,7 +61,10 @@ class WorkerConnections:
                 self.next_siblings = now + SIBLINGS_EVERY_S
             if not self.others:
                 return 0
-            fewest = min(open_sockets(pid) for pid in self.others)
+            # The cheap count first: balanced, as nearly always, it is all it takes.
+            if open_files(self.siblings.worker.pid) - min(map(open_files, self.others)) < 2:
+                return 0
+            fewest = min(map(open_sockets, self.others))
         except (OSError, psutil.Error):  # a sibling, or the manager, has gone: look again next time
             self.next_siblings = now
             return 0

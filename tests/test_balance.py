@@ -11,7 +11,7 @@ from typing import Any
 import psutil
 import pytest
 
-from serving.balance import ConnectionBalance, WorkerConnections, open_sockets
+from serving.balance import ConnectionBalance, WorkerConnections, open_files, open_sockets
 from serving.handlers import Message
 from serving.siblings import Siblings
 
@@ -21,6 +21,7 @@ HOLDER = [
     sys.executable,
     "-c",
     "import os, socket, sys, time; held = [socket.socket() for _ in range(int(os.environ['SOCKETS']))];"
+    " files = [open(os.devnull) for _ in range(int(os.environ.get('FILES', 0)))];"
     " print(flush=True); time.sleep(60)",
 ]
 
@@ -29,14 +30,15 @@ Workers = Callable[..., list[psutil.Process]]
 
 @pytest.fixture
 def workers() -> Iterator[Workers]:
-    """``workers(10, 2)``: sibling processes holding 10 and 2 sockets, ready."""
+    """``workers(10, 2)``: sibling processes holding 10 and 2 sockets, ready; ``files``: how many
+    other files each holds."""
     started: list[subprocess.Popen] = []
 
-    def start(*sockets: int) -> list[psutil.Process]:
+    def start(*sockets: int, files: tuple[int, ...] = ()) -> list[psutil.Process]:
         for n, count in enumerate(sockets):
             process = subprocess.Popen(
                 [*HOLDER, "--worker-id", str(n)],
-                env={**os.environ, "SOCKETS": str(count)},
+                env={**os.environ, "SOCKETS": str(count), "FILES": str(files[n] if files else 0)},
                 stdout=subprocess.PIPE,
             )
             started.append(process)
@@ -74,6 +76,18 @@ def test_excess_is_half_the_gap_to_the_least_busy_sibling(
 ) -> None:
     this = workers(*sockets)[0]
     assert WorkerConnections(Siblings(this)).excess() == excess
+
+
+def test_open_files_counts_sockets_and_the_rest(workers: Workers) -> None:
+    plain, holding = workers(2, 5, files=(0, 4))
+    assert open_files(holding.pid) - open_files(plain.pid) == 3 + 4
+    assert open_sockets(holding.pid) - open_sockets(plain.pid) == 3
+
+
+@pytest.mark.parametrize("files", [(6, 0), (0, 6)])
+def test_only_sockets_make_an_excess(workers: Workers, files: tuple[int, int]) -> None:
+    this = workers(5, 5, files=files)[0]
+    assert WorkerConnections(Siblings(this)).excess() == 0
 
 
 def test_a_sibling_gone_is_no_excess(workers: Workers) -> None:
