@@ -72,7 +72,12 @@ class WorkerConnections:
 
 
 class ConnectionBalance:
-    """ASGI middleware: ``Connection: close`` on responses while this worker is over its share."""
+    """ASGI middleware: ``Connection: close`` on responses while this worker is over its share.
+
+    Only on the answer to a request whose body has been read whole: a server that closes with
+    body bytes still unread resets the connection, and the client can lose the answer (an early
+    413 to a 10 MiB upload did, in the mixed-load test).
+    """
 
     def __init__(
         self, app: ASGIApp, connections: WorkerConnections | None = None, check_every_s: float = CHECK_EVERY_S
@@ -84,28 +89,34 @@ class ConnectionBalance:
         self.next_check = 0.0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self._closes_next():
+        if scope["type"] != "http" or not self._moving():
             await self.app(scope, receive, send)
             return
+        headers = dict(scope["headers"])
+        read_whole = b"content-length" not in headers and b"transfer-encoding" not in headers
+
+        async def reading() -> Message:
+            nonlocal read_whole
+            message = await receive()
+            if message["type"] == "http.request" and not message.get("more_body", False):
+                read_whole = True
+            return message
 
         async def closing(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = [*message.get("headers", ()), (b"connection", b"close")]
-                message = {**message, "headers": headers}
+            if message["type"] == "http.response.start" and read_whole and self.to_close > 0:
+                self.to_close -= 1
+                message = {**message, "headers": [*message.get("headers", ()), (b"connection", b"close")]}
             await send(message)
 
-        await self.app(scope, receive, closing)
+        await self.app(scope, reading, closing)
 
-    def _closes_next(self) -> bool:
-        """Whether this request's connection is one to move. Counted again only once the last
-        count's moves are made, so a connection still closing is not moved twice."""
+    def _moving(self) -> bool:
+        """Whether connections are to move now. Counted again only once the last count's moves
+        are made, so a connection still closing is not moved twice."""
         if not COUNTABLE:
             return False
         if self.to_close == 0 and (now := time.monotonic()) >= self.next_check:
             self.next_check = now + self.check_every_s
             self.connections = self.connections or WorkerConnections(Siblings())
             self.to_close = self.connections.excess()
-        if self.to_close == 0:
-            return False
-        self.to_close -= 1
-        return True
+        return self.to_close > 0

@@ -100,28 +100,38 @@ def test_a_sibling_gone_is_no_excess(workers: Workers) -> None:
 
 
 async def answer(scope: Message, receive: Any, send: Any) -> None:
+    """Reads the request's body whole, then answers."""
+    while (await receive()).get("more_body", False):
+        pass
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
     await send({"type": "http.response.body", "body": b"{}"})
 
 
+async def refuse_unread(scope: Message, receive: Any, send: Any) -> None:
+    """Answers before reading the body, as the edge refuses a declared size over its limit."""
+    await send({"type": "http.response.start", "status": 413, "headers": [(b"content-length", b"2")]})
+    await send({"type": "http.response.body", "body": b"{}"})
+
+
 def closes(middleware: ConnectionBalance, requests: int, scope_type: str = "http") -> list[bool]:
-    """Sends ``requests`` requests through; for each, whether its answer closes the connection."""
+    """Sends ``requests`` uploads through; for each, whether its answer closes the connection."""
     closing = []
 
     async def receive() -> Message:
-        return {"type": "http.request", "body": b"", "more_body": False}
+        return {"type": "http.request", "body": b"{}", "more_body": False}
 
     async def send(message: Message) -> None:
         if message["type"] == "http.response.start":
             closing.append((b"connection", b"close") in message["headers"])
 
+    scope = {"type": scope_type, "path": "/predict", "headers": [(b"content-length", b"2")]}
     for _ in range(requests):
-        asyncio.run(middleware({"type": scope_type, "path": "/predict"}, receive, send))
+        asyncio.run(middleware(scope, receive, send))
     return closing
 
 
-def balance(worker: psutil.Process, check_every_s: float) -> ConnectionBalance:
-    return ConnectionBalance(answer, WorkerConnections(Siblings(worker)), check_every_s)
+def balance(worker: psutil.Process, check_every_s: float, app: Any = answer) -> ConnectionBalance:
+    return ConnectionBalance(app, WorkerConnections(Siblings(worker)), check_every_s)
 
 
 def test_an_over_share_worker_closes_its_excess_then_waits_for_the_next_count(workers: Workers) -> None:
@@ -133,6 +143,14 @@ def test_it_counts_again_once_the_moves_are_made(workers: Workers) -> None:
     this, _ = workers(10, 2)
     # The children's sockets never move, so every count finds the same excess again.
     assert closes(balance(this, check_every_s=0), 9) == [True] * 9
+
+
+def test_an_answer_sent_before_the_body_was_read_never_closes(workers: Workers) -> None:
+    this, _ = workers(10, 2)
+    middleware = balance(this, check_every_s=60, app=refuse_unread)
+    assert closes(middleware, 3) == [False] * 3
+    middleware.app = answer  # the excess is still there for the next read requests to move
+    assert closes(middleware, 5) == [True] * 4 + [False]
 
 
 def test_a_worker_within_its_share_closes_nothing(workers: Workers) -> None:
