@@ -30,17 +30,18 @@ class Siblings:
         self.all_running()
 
     def all_running(self) -> bool:
-        manager = self.worker.parent()
-        running = 1 if manager is None else sum(map(self.is_sibling, manager.children()))
+        running = len(self.running())
         self.most = max(self.most, running)
         return running >= self.most
 
     def other_pids(self) -> list[int]:
         """The process ids of the siblings running now, this worker's own left out."""
+        return [process.pid for process in self.running() if process.pid != self.worker.pid]
+
+    def running(self) -> list[psutil.Process]:
+        """This worker and its siblings running now (just itself when it has no manager)."""
         manager = self.worker.parent()
-        if manager is None:
-            return []
-        return [p.pid for p in manager.children() if p.pid != self.worker.pid and self.is_sibling(p)]
+        return [self.worker] if manager is None else list(filter(self.is_sibling, manager.children()))
 
     def is_sibling(self, process: psutil.Process) -> bool:
         try:
