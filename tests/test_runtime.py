@@ -1,5 +1,6 @@
 """models/runtime.py: the one inference path, its thread count per pass and its timing of it."""
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -19,13 +20,43 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> ModelRuntime:
     return ModelRuntime(Path(file), 32, "cpu")
 
 
-@pytest.mark.parametrize("threads", [None, 1, 2])
-def test_a_pass_gives_the_same_probabilities_whatever_its_threads(runtime: ModelRuntime, threads) -> None:
-    pixels = np.random.default_rng(0).integers(0, 256, (3, 3, 32, 32), dtype=np.uint8)
+@pytest.mark.parametrize("images", [1, 3, 5])
+@pytest.mark.parametrize("threads", [None, 1, 2, 3])
+def test_a_pass_gives_the_same_probabilities_whatever_its_threads(
+    runtime: ModelRuntime, threads: int | None, images: int
+) -> None:
+    pixels = np.random.default_rng(images).integers(0, 256, (images, 3, 32, 32), dtype=np.uint8)
     reference = runtime(pixels, 1)
     np.testing.assert_allclose(runtime(pixels, threads), reference, atol=1e-6)
-    if threads is not None:
-        assert torch.get_num_threads() == threads  # set in the calling thread, for this pass
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_one_image_runs_on_the_callers_torch_threads(runtime: ModelRuntime, threads: int) -> None:
+    runtime(np.zeros((1, 3, 32, 32), np.uint8), threads)
+    assert torch.get_num_threads() == threads  # set in the calling thread, for this pass
+
+
+@pytest.mark.parametrize(
+    ("images", "threads", "slices"), [(4, 1, [4]), (4, 2, [2, 2]), (1, 2, [1]), (3, 8, [1, 2])]
+)
+def test_a_batch_is_cut_into_a_slice_per_thread_each_on_one_torch_thread(
+    runtime: ModelRuntime, monkeypatch: pytest.MonkeyPatch, images: int, threads: int, slices: list[int]
+) -> None:
+    monkeypatch.setattr(runtime, "cores", 2)  # as on the 2-core machine the figures come from
+    passes: list[tuple[int, str, int]] = []
+    one_pass = runtime._pass
+
+    def recorded(pixels: np.ndarray, pass_threads: int | None) -> np.ndarray:
+        probabilities = one_pass(pixels, pass_threads)
+        passes.append((len(pixels), threading.current_thread().name, torch.get_num_threads()))
+        return probabilities
+
+    monkeypatch.setattr(runtime, "_pass", recorded)
+    runtime(np.zeros((images, 3, 32, 32), np.uint8), threads)
+    assert sorted(size for size, _, _ in passes) == slices  # at most one slice per core
+    assert len({name for _, name, _ in passes}) == len(slices)  # each slice in its own thread
+    if len(slices) > 1:
+        assert {count for _, _, count in passes} == {1}
 
 
 def test_a_lone_image_gets_more_threads_only_where_a_pass_takes_long_enough(runtime: ModelRuntime) -> None:
