@@ -4,9 +4,9 @@ BentoML declarations only; the parts live in ``serving/`` (settings, edge, error
 batching, OpenAPI, pages, Open Inference Protocol) and the model in ``models/``.
 Two topologies, the same API (``/predict``, ``/predict_batch``, ``/metadata``):
 - ``FaceAttributes`` (the default of the bento and its image): the API process decodes
-  and validates each upload and applies the shared preprocessing; the ``AttributeClassifier``
-  worker (a GPU when there is one) batches uint8 pixel arrays from concurrent requests and runs
-  the TorchScript model. Decoding scales apart from inference: the shape for a GPU.
+  and validates each upload, applies the shared preprocessing and batches concurrent requests'
+  uint8 pixels; the ``AttributeClassifier`` worker (a GPU when there is one) runs the
+  TorchScript model on those batches. Decoding scales apart from inference: the shape for a GPU.
 - ``FaceAttributesOneProcess``: decoding and inference in the same process, one process per
   CPU core, batched in-process. No second HTTP hop: on a CPU-only host it answers about twice the
   requests per second of the split (``make bench``, README "Performance").
@@ -36,7 +36,7 @@ from bentoml.validators import DType
 from models.store import load_runtime, read_card, require_model
 from serving.app import build_app
 from serving.balance import ConnectionBalance
-from serving.batcher import MicroBatcher
+from serving.batcher import WORKER_CALLS_IN_FLIGHT, MicroBatcher
 from serving.direct import DirectPredictions
 from serving.edge import Edge
 from serving.errors import ServiceError, WorkerUnavailable
@@ -215,8 +215,7 @@ class FaceAttributes(FaceAttributesAPI):
     """Face attributes (CelebA's 40) from an uploaded image."""
 
     classifier = bentoml.depends(AttributeClassifier)
-    # One batch is decoded here while the last is in the worker: the two processes overlap.
-    batches_in_flight = 2
+    batches_in_flight = WORKER_CALLS_IN_FLIGHT
 
     async def __is_alive__(self) -> bool:
         """Alive while the worker answers. Inside a container BentoML does not respawn a dead

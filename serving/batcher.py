@@ -12,6 +12,10 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
+# The split's API process keeps this many calls to its worker in flight: the next batch is decoded
+# while the worker runs the last, and the worker runs two side by side (a core each on a CPU).
+WORKER_CALLS_IN_FLIGHT = 2
+
 In = TypeVar("In")
 Out = TypeVar("Out")
 

@@ -17,7 +17,8 @@ from bentoml._internal.cloud.schemas.schemasv2 import CreateDeploymentSchema
 from bentoml._internal.utils.cattr import bentoml_cattr
 
 from harness.server import ROOT
-from serving.settings import DEFAULT_MAX_IMAGES, TOKEN_ENV
+from serving.batcher import WORKER_CALLS_IN_FLIGHT
+from serving.settings import TOKEN_ENV
 
 DEPLOY = ROOT / "deploy"
 SCHEMAS = Path(__file__).parent / "schemas"
@@ -54,10 +55,14 @@ def test_bentocloud_config_is_what_bentoml_deploy_accepts() -> None:
     assert structured.access_authorization is True
 
 
-def test_bentocloud_scales_the_worker_at_one_full_batch_in_flight() -> None:
-    worker = bentocloud_config()["services"]["AttributeClassifier"]
-    (metric,) = worker["scaling"]["policy"]["metrics"]
-    assert metric == {"type": "concurrency", "value": 2 * DEFAULT_MAX_IMAGES}  # service.py's MAX_BATCH_SIZE
+def test_bentocloud_scales_the_worker_at_a_concurrency_its_api_replicas_can_reach() -> None:
+    """The worker's requests are the API's batches, WORKER_CALLS_IN_FLIGHT per API replica: a
+    threshold counted in images (it was 64) would never be reached."""
+    services = bentocloud_config()["services"]
+    (metric,) = services["AttributeClassifier"]["scaling"]["policy"]["metrics"]
+    api_replicas = services["face-attributes"]["scaling"]["max_replicas"]
+    assert metric["type"] == "concurrency"
+    assert WORKER_CALLS_IN_FLIGHT < metric["value"] <= api_replicas * WORKER_CALLS_IN_FLIGHT
 
 
 def test_a_misspelt_bentocloud_key_is_caught() -> None:
