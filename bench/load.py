@@ -9,6 +9,7 @@ import asyncio
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -46,13 +47,23 @@ class LoadResult:
 
 
 async def closed_loop(
-    url: str, uploads: list[tuple[bytes, str]], clients: int, seconds: float, path: str = "/predict"
+    url: str,
+    uploads: list[tuple[bytes, str]],
+    clients: int,
+    seconds: float,
+    path: str = "/predict",
+    settle: float = 0.0,
+    measuring: Callable[[], None] = lambda: None,
 ) -> LoadResult:
-    """``clients`` callers, each sending its next request as soon as the last one is answered."""
-    result = LoadResult()
-    deadline = time.perf_counter() + seconds
+    """``clients`` callers, each sending its next request as soon as the last one is answered.
 
-    async def client(http: aiohttp.ClientSession, offset: int) -> None:
+    ``settle``: seconds of the same load first, on the same connections, with only their errors
+    kept: the clients connect and the server shares their connections out (the one-process
+    topology's workers even them in about 0.3 s) before the measured ``seconds``, which begin
+    with a call of ``measuring``."""
+    result = LoadResult()
+
+    async def client(http: aiohttp.ClientSession, offset: int, deadline: float, timed: bool) -> None:
         n = offset
         while time.perf_counter() < deadline:
             body, content_type = uploads[n % len(uploads)]
@@ -63,14 +74,23 @@ async def closed_loop(
                     status = response.status
             except aiohttp.ClientError:
                 status = 0  # connection refused or reset: counted as an error, never hidden
-            result.latencies.append(time.perf_counter() - start)
-            result.statuses[status] += 1
+            if timed or status != 200:
+                result.statuses[status] += 1
+            if timed:
+                result.latencies.append(time.perf_counter() - start)
             n += 1
+
+    async def load(http: aiohttp.ClientSession, seconds: float, timed: bool) -> None:
+        deadline = time.perf_counter() + seconds
+        await asyncio.gather(*(client(http, i, deadline, timed) for i in range(clients)))
 
     connector = aiohttp.TCPConnector(limit=clients)
     timeout = aiohttp.ClientTimeout(total=120)
-    start = time.perf_counter()
     async with aiohttp.ClientSession(url, connector=connector, timeout=timeout) as http:
-        await asyncio.gather(*(client(http, i) for i in range(clients)))
-    result.seconds = time.perf_counter() - start
+        if settle > 0:
+            await load(http, settle, timed=False)
+        measuring()
+        start = time.perf_counter()
+        await load(http, seconds, timed=True)
+        result.seconds = time.perf_counter() - start
     return result

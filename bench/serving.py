@@ -8,9 +8,11 @@ epoch for the purpose the first time) and each server (both BentoML topologies, 
 serving the project's own ``.mar`` of the same model: same TorchScript file, same decoding and
 preprocessing), it starts the server on loopback as its users run it, warms it, then drives
 single-image requests (synthetic 178x218 faces as JPEG, like CelebA) from a closed-loop load
-generator at each concurrency for a fixed time. Per point: requests/s, p50/p95/p99 latency,
-errors, the mean batch size the model saw, the server's CPU per request, the resident memory of
-its whole process tree and the ratio of its requests/s to TorchServe's. In the same run it
+generator at each concurrency for a fixed time, after a second of the same clients' load that is
+not timed (their connections open and are shared out; its errors still count). Per point:
+requests/s, p50/p95/p99 latency, errors, the mean batch size the model saw, the server's CPU per
+request, the resident memory of its whole process tree and the ratio of its requests/s to
+TorchServe's. In the same run it
 measures the in-process limit: decode + preprocess + forward of the same images, no HTTP, on
 every core. Ends with one line per model and topology:
 ``vs TorchServe: <model> <topology> c=32 <ratio>x c=64 <ratio>x rss <ratio>x``.
@@ -24,6 +26,7 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -47,14 +50,23 @@ from serving.settings import MAX_PIXELS_ENV, MODEL_ENV, Settings
 MIB = 2**20
 
 
-def measure_point(server: Server, clients: int, seconds: float) -> dict:
-    counters_before = server.batch_counters() if server.batch_counters else None
-    server_before, client_before = cpu_seconds(server.pid), time.process_time()
-    result = asyncio.run(closed_loop(server.url, server.uploads, clients, seconds, server.path))
-    server_cpu, client_cpu = cpu_seconds(server.pid) - server_before, time.process_time() - client_before
+def measure_point(server: Server, clients: int, seconds: float, settle: float = 0.0) -> dict:
+    """``clients`` new clients: ``settle`` seconds of their load (only errors kept), then
+    ``seconds`` measured on the same connections."""
+    before: dict[str, Any] = {}
+
+    def measuring() -> None:
+        before["counters"] = server.batch_counters() if server.batch_counters else None
+        before["server"], before["client"] = cpu_seconds(server.pid), time.process_time()
+
+    result = asyncio.run(
+        closed_loop(server.url, server.uploads, clients, seconds, server.path, settle, measuring)
+    )
+    server_cpu = cpu_seconds(server.pid) - before["server"]
+    client_cpu = time.process_time() - before["client"]
     mean_batch = None  # TorchServe reports no batch sizes
-    if counters_before and server.batch_counters:
-        (images_before, batches_before), (images, batches) = counters_before, server.batch_counters()
+    if before["counters"] and server.batch_counters:
+        (images_before, batches_before), (images, batches) = before["counters"], server.batch_counters()
         mean_batch = (
             (images - images_before) / (batches - batches_before) if batches > batches_before else None
         )
@@ -83,7 +95,7 @@ def measure_configuration(
     with started(config, model.tag, store_home(), images, model.torchserve_batch) as server:
         asyncio.run(closed_loop(server.url, server.uploads, 8, args.warmup, server.path))
         for clients in args.concurrency:
-            point = measure_point(server, clients, args.seconds)
+            point = measure_point(server, clients, args.seconds, args.settle)
             points.append(point)
             print(json.dumps({"model": model.label, "configuration": config.name, **point}), flush=True)
     return points
@@ -148,6 +160,9 @@ def main() -> None:
     parser.add_argument(
         "--warmup", type=float, default=3, help="seconds of load before measuring (default: 3)"
     )
+    parser.add_argument("--settle", type=float, default=1,
+                        help="seconds of each point's load before its measured seconds, on the same "
+                        "connections (default: %(default)s)")  # fmt: skip
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 64],
                         help="closed-loop clients per point (default: 1 8 32 64)")  # fmt: skip
     parser.add_argument("--configurations", nargs="+", choices=[c.name for c in CONFIGURATIONS],

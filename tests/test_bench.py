@@ -36,6 +36,7 @@ def test_serving_benchmark_measures_beside_torchserve_and_writes_its_table_and_p
     if java_missing():
         pytest.skip("TorchServe needs Java 17 (`java` is not on PATH)")
     args = ["--model", trained.tag, "--models", "demo", "--seconds", "1", "--warmup", "0.5"]
+    args += ["--settle", "0.3"]
     args += [
         "--concurrency",
         "1",
