@@ -33,6 +33,7 @@ import prometheus_client
 from bentoml.exceptions import BentoMLConfigException, BentoMLException
 from bentoml.validators import DType
 
+from models.openmp import spin_between_layers
 from models.store import load_runtime, read_card, require_model
 from serving.app import build_app
 from serving.balance import ConnectionBalance
@@ -56,6 +57,7 @@ os.environ.setdefault("OTEL_SDK_DISABLED", "true")
 # Without tracing, BentoML's OpenTelemetry middleware would still make a span for every request
 # (about 0.1 ms each): every URL is excluded from it unless tracing is on.
 TRACING = {"excluded_urls": [".*"]} if os.environ["OTEL_SDK_DISABLED"].lower() == "true" else {}
+spin_between_layers()  # before torch loads: a lone request's pass on every core (models/openmp.py)
 logger = logging.getLogger("face_attributes")
 stop_processes_before_cleanup()  # takes effect in the `bentoml serve` process, which imports this file
 try:
