@@ -105,7 +105,8 @@ def in_process_limit(model_tag: str, images: list[bytes], batch_sizes: list[int]
     """Decode + preprocess + forward as the service runs them, no HTTP, on every core.
 
     Decoding runs on a thread per core (Pillow releases the GIL while it decodes and resizes),
-    the forward pass on torch's threads: the most this machine does with this model.
+    the forward pass on every core as the servers run a lone batch (``ModelRuntime``: a slice
+    per core, or one image on torch's threads): the most this machine does with this model.
     """
     model = require_model(model_tag, "--model")
     preset = read_card(model).preprocessing.preset()
@@ -115,15 +116,15 @@ def in_process_limit(model_tag: str, images: list[bytes], batch_sizes: list[int]
     def pixels(data: bytes) -> np.ndarray:
         return pixels_from_upload(data, preset, max_pixels)
 
-    results = {}
-    with ThreadPoolExecutor(len(os.sched_getaffinity(0))) as pool:
+    results, cores = {}, len(os.sched_getaffinity(0))
+    with ThreadPoolExecutor(cores) as pool:
         for batch_size in batch_sizes:
             done, timings, start = 0, [], time.perf_counter()
             while time.perf_counter() - start < seconds:
                 began = time.perf_counter()
                 chunk = [images[(done + i) % len(images)] for i in range(batch_size)]
                 decoded = list(pool.map(pixels, chunk)) if batch_size > 1 else [pixels(chunk[0])]
-                runtime(np.stack(decoded))
+                runtime(np.stack(decoded), cores)
                 timings.append(time.perf_counter() - began)
                 done += batch_size
             results[batch_size] = {
