@@ -42,10 +42,10 @@ import psutil
 from PIL import Image
 
 from bench.detectors import GREY
-from bench.load import closed_loop, image_uploads
 from bench.options import model_parser
 from bench.servers import CONFIGURATIONS, Server, process_tree, started
 from bench.serving import measure_point
+from harness.load import closed_loop, image_uploads
 from harness.photos import Photo, astronaut, group_photo, phone_photo, scaled
 from models.alignment import align_face
 from models.preprocess import FacePreset, to_rgb

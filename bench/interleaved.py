@@ -25,11 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.load import image_uploads
 from bench.options import model_parser
 from bench.servers import Server
 from bench.serving import measure_point
 from harness.faces import face_jpeg
+from harness.load import image_uploads
 from harness.server import ROOT, RunningServer, serving
 from models.store import store_home
 from serving.settings import MODEL_ENV

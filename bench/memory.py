@@ -22,10 +22,10 @@ from pathlib import Path
 
 import psutil
 
-from bench.load import closed_loop
 from bench.options import model_parser
 from bench.servers import CONFIGURATIONS, DEFAULT_CONFIGURATIONS, process_tree, started
 from harness.faces import face_jpeg
+from harness.load import closed_loop
 from harness.server import ROOT
 from models.store import store_home
 from serving.settings import MODEL_ENV

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import psutil
 
-from bench.load import closed_loop, image_uploads
 from bench.options import model_parser
 from harness.faces import face_jpeg
+from harness.load import closed_loop, image_uploads
 from harness.server import serving
 from models.store import store_home
 from serving.settings import MODEL_ENV

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psutil
 
-from bench.load import image_uploads, raw_uploads
+from harness.load import image_uploads, raw_uploads
 from harness.metrics import batch_counters
 from harness.server import serving
 from harness.torchserve import PREDICT_PATH, TorchServeOptions, export_archive, torchserve

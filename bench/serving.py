@@ -12,9 +12,8 @@ generator at each concurrency for a fixed time, after a second of the same clien
 not timed (their connections open and are shared out; its errors still count). Per point:
 requests/s, p50/p95/p99 latency, errors, the mean batch size the model saw, the server's CPU per
 request, the resident memory of its whole process tree and the ratio of its requests/s to
-TorchServe's. In the same run it
-measures the in-process limit: decode + preprocess + forward of the same images, no HTTP, on
-every core. Ends with one line per model and topology:
+TorchServe's. In the same run it measures the in-process limit: decode + preprocess + forward of
+the same images, no HTTP, on every core. Ends with one line per model and topology:
 ``vs TorchServe: <model> <topology> c=32 <ratio>x c=64 <ratio>x rss <ratio>x``.
 Writes ``serving.json``, ``serving.md`` and ``serving.png`` into ``--out``.
 """
@@ -30,7 +29,6 @@ from typing import Any
 
 import numpy as np
 
-from bench.load import closed_loop
 from bench.servers import (
     CONFIGURATIONS,
     DEFAULT_CONFIGURATIONS,
@@ -43,6 +41,7 @@ from bench.servers import (
 from bench.serving_report import markdown, plot, torchserve_lines
 from bench.sized_model import BENCH_MODELS, BenchModel, bench_model
 from harness.faces import face_jpeg
+from harness.load import closed_loop
 from models.store import load_runtime, read_card, require_model, store_home
 from serving.images import pixels_from_upload
 from serving.settings import MAX_PIXELS_ENV, MODEL_ENV, Settings

@@ -1,2 +1,3 @@
 """What the tests and the benchmarks share: the real server on a free loopback port, the batch
-sizes it reports on ``/metrics``, and synthetic face images to send it. Never shipped."""
+sizes it reports on ``/metrics``, synthetic face images to send it and the closed-loop load
+generator that sends them. Never shipped."""

@@ -1,4 +1,4 @@
-"""bench/load.py: the closed-loop load generator's settle period and what it counts."""
+"""harness/load.py: the closed-loop load generator's settle period and what it counts."""
 
 import asyncio
 import threading
@@ -7,7 +7,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from bench.load import closed_loop, image_uploads
+from harness.load import closed_loop, image_uploads
 
 FAILING_FIRST = 3  # the server answers 503 to its first requests
 
