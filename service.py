@@ -252,7 +252,7 @@ class FaceAttributesOneProcess(FaceAttributesAPI):
         super().__init__()
         self.runtime = load_runtime(self.model)
         # Threads for a lone request: every core, if this model's pass is long enough to gain.
-        self.lone_threads = self.runtime.lone_image_threads(len(os.sched_getaffinity(0)))
+        self.lone_threads = self.runtime.lone_image_threads(self.runtime.cores)
         self.siblings = Siblings()
 
     async def __is_alive__(self) -> bool:

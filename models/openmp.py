@@ -1,15 +1,18 @@
 """libgomp's waiting, set for the serving processes before torch loads it.
 
 A lone request's forward pass runs on every core (``ModelRuntime.lone_image_threads``) in a
-worker thread, since the event loop holds the main thread. libgomp lets an idle team thread spin
-only 100 rounds before it sleeps once it manages more threads than there are CPUs, and a team
-started from a thread other than the main one tips it over that on 2 cores: each layer of the
-pass then waits for a sleeping thread to wake. Measured on 2 cores, resnet18 at 128 px, one image
-on 2 torch threads: 7.5-8.4 ms started from the main thread, 11.2-11.9 ms from another (the same
-with ``GOMP_SPINCOUNT`` alone, which leaves the 100 rounds). ``OMP_WAIT_POLICY=ACTIVE`` makes
-those 1,000 rounds, enough to bridge two layers (7.8-7.9 ms from another thread), and
-``GOMP_SPINCOUNT=300000`` keeps the ordinary spin at libgomp's default, so idle threads still
-sleep (no CPU used while idle, measured). Served to one client: p50 13.8-15.4 -> 10.8 ms.
+worker thread, since the event loop holds the main thread. Measured on 2 cores, resnet18 at 128
+px, one image on 2 torch threads: 7.5-8.4 ms started from the main thread, 11.2-11.9 ms from
+another; the same with ``GOMP_SPINCOUNT`` alone; 7.8-7.9 ms from another thread with the two
+settings below, and no CPU used while idle. Served to one client: p50 13.8-15.4 -> 10.8 ms.
+
+Why, as libgomp's source (``env.c``) reads: a thread waiting for the next parallel region spins
+``GOMP_SPINCOUNT`` rounds (300,000 by default) before it sleeps, but only a "throttled" 100 once
+libgomp manages more threads than there are CPUs. That a team started from a thread other than
+the main one tips it over on 2 cores is our reading of the figures above, not seen in libgomp
+itself; each layer of the pass then waits for a sleeping thread to wake.
+``OMP_WAIT_POLICY=ACTIVE`` makes the throttled count 1,000, and ``GOMP_SPINCOUNT=300000`` keeps
+the ordinary one at its default instead of ACTIVE's near-endless spin, so idle threads sleep.
 """
 
 import importlib.util
