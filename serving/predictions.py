@@ -62,15 +62,18 @@ class ModelMetadata(ModelCard):
 
 
 def to_prediction(probabilities: Sequence[float], card: ModelCard, model_tag: str) -> Prediction:
+    # Plain dicts validated in one call: 29 against 48 us a prediction for 40 ``AttributeScore``
+    # built one by one (measured, 2 cores), the same checks and the same JSON.
     scores = sorted(
         (
-            AttributeScore(name=name, probability=float(p), present=float(p) >= card.thresholds[name])
-            for name, p in zip(card.attributes, probabilities, strict=True)
+            {"name": name, "probability": p, "present": p >= card.thresholds[name]}
+            for name, p in zip(card.attributes, map(float, probabilities), strict=True)
         ),
-        key=lambda score: score.probability,
+        key=lambda score: score["probability"],
         reverse=True,
     )
-    return Prediction(model=model_tag, attributes=scores, present=[s.name for s in scores if s.present])
+    present = [score["name"] for score in scores if score["present"]]
+    return Prediction.model_validate({"model": model_tag, "attributes": scores, "present": present})
 
 
 def to_face(found: DetectedFace, probabilities: Sequence[float], card: ModelCard, model_tag: str) -> Face:
