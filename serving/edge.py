@@ -4,7 +4,8 @@
 - A request body over the size limit is refused with 413 as it streams in, before the rest
   is read; a ``Content-Length`` over the limit is refused before any byte is read.
 - Uploads are checked at the door: multipart, the right field, a file in it, no stray
-  fields, not too many images. Their files go on in the ASGI scope, parsed once: the
+  fields, not too many images. Their files go on in the ASGI scope, parsed once (the plain shape
+  clients send by ``serving/multipart.py``, any other body by Starlette's parser): the
   prediction routes are answered from them (``serving/direct.py``).
 - Every 4xx/5xx answer, BentoML's and Starlette's included, leaves in the one error shape
   (``handlers.ShapedErrors``); the Open Inference Protocol's routes keep that protocol's shape.
@@ -12,6 +13,7 @@
 
 import hmac
 import logging
+from collections.abc import Sequence
 
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
@@ -28,6 +30,7 @@ from serving.errors import (
     is_protocol_path,
 )
 from serving.handlers import ASGIApp, Message, Receive, Scope, Send, ShapedErrors, send_error
+from serving.multipart import file_parts
 from serving.settings import Settings
 
 logger = logging.getLogger("face_attributes")
@@ -104,33 +107,47 @@ class Edge:
         content_type = dict(scope["headers"]).get(b"content-type", b"").decode("latin-1")
         if not content_type.lower().startswith("multipart/form-data"):
             raise UnsupportedMediaType.not_multipart(name, content_type)
-        try:
-            # One file over what the route takes is enough to say so: the parser stops there.
-            form = await Request(scope, replay(body)).form(max_files=(limit if several else 1) + 1)
-        # Inside an app Starlette re-raises the parser's MultiPartException as HTTPException.
-        except (MultiPartException, HTTPException, ValueError) as error:
-            message = str(getattr(error, "message", None) or getattr(error, "detail", None) or error)
-            if "Too many files" in message:
-                raise (
-                    PayloadTooLarge.too_many_images(limit) if several else BadRequest.several_files(name)
-                ) from None
-            raise BadRequest.malformed(message, name) from None
-        try:
-            files = form.getlist(name)
-            stray = sorted({key for key in form if key != name})
-            if stray:
-                raise BadRequest.stray_fields(stray, name)
-            if not files:
-                raise BadRequest.missing_field(name)
-            if not all(isinstance(f, UploadFile) for f in files):
-                raise BadRequest.text_field(name)
-            if not several and len(files) > 1:
-                raise BadRequest.several_files(name)
-            if len(files) > limit:
-                raise PayloadTooLarge.too_many_images(limit, len(files))
-            return [await file.read() for file in files]
-        finally:
-            await form.close()
+        # One file over what the route takes is enough to say so: the full parser stops there.
+        max_files = (limit if several else 1) + 1
+        too_many = PayloadTooLarge.too_many_images(limit) if several else BadRequest.several_files(name)
+        parts: Sequence[tuple[str, bytes | None]] | None = file_parts(content_type, body)
+        if parts is None:
+            parts = await parsed_by_starlette(scope, body, max_files, too_many, name)
+        elif len(parts) > max_files:
+            raise too_many
+        stray = sorted({key for key, _ in parts if key != name})
+        if stray:
+            raise BadRequest.stray_fields(stray, name)
+        field = [data for key, data in parts if key == name]
+        if not field:
+            raise BadRequest.missing_field(name)
+        files = [data for data in field if data is not None]
+        if len(files) < len(field):
+            raise BadRequest.text_field(name)
+        if not several and len(files) > 1:
+            raise BadRequest.several_files(name)
+        if len(files) > limit:
+            raise PayloadTooLarge.too_many_images(limit, len(files))
+        return files
+
+
+async def parsed_by_starlette(
+    scope: Scope, body: bytes, max_files: int, too_many: ServiceError, name: str
+) -> list[tuple[str, bytes | None]]:
+    """(field name, file bytes, or ``None`` for a text field) of every part, by Starlette's parser."""
+    try:
+        form = await Request(scope, replay(body)).form(max_files=max_files)
+    # Inside an app Starlette re-raises the parser's MultiPartException as HTTPException.
+    except (MultiPartException, HTTPException, ValueError) as error:
+        message = str(getattr(error, "message", None) or getattr(error, "detail", None) or error)
+        raise (too_many if "Too many files" in message else BadRequest.malformed(message, name)) from None
+    try:
+        return [
+            (key, await value.read() if isinstance(value, UploadFile) else None)
+            for key, value in form.multi_items()
+        ]
+    finally:
+        await form.close()
 
 
 async def _disconnected() -> Message:
