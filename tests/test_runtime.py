@@ -37,12 +37,27 @@ def test_one_image_runs_on_the_callers_torch_threads(runtime: ModelRuntime, thre
 
 
 @pytest.mark.parametrize(
-    ("images", "threads", "slices"), [(4, 1, [4]), (4, 2, [2, 2]), (1, 2, [1]), (3, 8, [1, 2])]
+    ("images", "threads", "slices", "workers"),
+    [
+        (4, 1, [4], 1),
+        (4, 2, [2, 2], 2),
+        (1, 2, [1], 1),
+        (3, 8, [1, 2], 2),  # a slice per core at most
+        (20, 1, [6, 7, 7], 1),  # slices of at most 8 images, one after the other
+        (20, 2, [5, 5, 5, 5], 2),  # rounds of one slice per thread, all the same size
+        (17, 2, [4, 4, 4, 5], 2),
+    ],
 )
-def test_a_batch_is_cut_into_a_slice_per_thread_each_on_one_torch_thread(
-    runtime: ModelRuntime, monkeypatch: pytest.MonkeyPatch, images: int, threads: int, slices: list[int]
+def test_a_batch_is_cut_into_slices_of_one_torch_thread_each(
+    runtime: ModelRuntime,
+    monkeypatch: pytest.MonkeyPatch,
+    images: int,
+    threads: int,
+    slices: list[int],
+    workers: int,
 ) -> None:
     monkeypatch.setattr(runtime, "cores", 2)  # as on the 2-core machine the figures come from
+    assert runtime.slice_images == 8
     passes: list[tuple[int, str, int]] = []
     one_pass = runtime._pass
 
@@ -52,9 +67,10 @@ def test_a_batch_is_cut_into_a_slice_per_thread_each_on_one_torch_thread(
         return probabilities
 
     monkeypatch.setattr(runtime, "_pass", recorded)
-    runtime(np.zeros((images, 3, 32, 32), np.uint8), threads)
-    assert sorted(size for size, _, _ in passes) == slices  # at most one slice per core
-    assert len({name for _, name, _ in passes}) == len(slices)  # each slice in its own thread
+    pixels = np.random.default_rng(images).integers(0, 256, (images, 3, 32, 32), dtype=np.uint8)
+    np.testing.assert_allclose(runtime(pixels, threads), one_pass(pixels, 1), atol=1e-6)  # in order
+    assert sorted(size for size, _, _ in passes) == slices
+    assert len({name for _, name, _ in passes}) == workers  # each thread runs its share
     if len(slices) > 1:
         assert {count for _, _, count in passes} == {1}
 
