@@ -20,13 +20,14 @@ class ModelRuntime:
     """
 
     def __init__(
-        self, torchscript_file: Path, crop_size: int, device: str | None = None, slice_images: int = 8
+        self, torchscript_file: Path, crop_size: int, device: str | None = None, slice_images: int = 16
     ) -> None:
         """``device``: "cuda" or "cpu" to choose; by default CUDA when available. ``slice_images``:
         the most images in one pass on the CPU. The C allocator keeps what the largest passes
         freed: measured, one-process topology, resnet18 at 128 px, after 5 s each of 1, 8 and 32
-        clients, the whole tree held 943 MiB with 8 against 1,018-1,038 with no cap, for 2-5 %
-        fewer requests/s at 32 and 64 clients (interleaved, 6 rounds)."""
+        clients, the whole tree held 953 MiB with 16 (943 with 8) against 1,018-1,038 with no
+        cap. Requests/s, interleaved against no cap (6 rounds): 212 against 220 at 32 clients,
+        227 against 221 at 64, inside what two servers of the same code differ by."""
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.module = load_torchscript(torchscript_file, self.device).to(memory_format=torch.channels_last)
         self.crop_size = crop_size
