@@ -16,26 +16,21 @@ p50 was the lower. Writes ``interleaved.json`` and ``interleaved.md`` into ``--o
 
 import argparse
 import json
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-import numpy as np
-
 from bench.options import model_parser
-from bench.servers import Server
-from bench.serving import measure_point
+from bench.servers import Server, own_home
+from bench.serving import combined, measure_point, taking_turns
 from harness.faces import face_jpeg
 from harness.load import image_uploads
 from harness.server import ROOT, RunningServer, serving
-from models.store import store_home
 from serving.settings import MODEL_ENV
 
 VERSIONS = ("base", "working tree")
-MEDIANS = ("requests_per_s", "p50_ms", "p99_ms", "server_cpu_ms_per_request")
 
 
 @contextmanager
@@ -51,35 +46,16 @@ def worktree(ref: str) -> Iterator[Path]:
             subprocess.run(["git", "worktree", "remove", "--force", str(folder)], cwd=ROOT, check=True)
 
 
-def own_home(parent: Path) -> Path:
-    """A BENTOML_HOME holding a copy of the store's models: each server empties its home's metrics
-    folder as it starts."""
-    home = parent / "home"
-    shutil.copytree(store_home() / "models", home / "models")
-    return home
-
-
-def burst(server: RunningServer, uploads: list[tuple[bytes, str]], clients: int, seconds: float) -> dict:
-    """One burst, measured as ``bench.serving`` measures a point."""
-    return measure_point(Server(server.url, "/predict", uploads, server.pid, None), clients, seconds)
-
-
 def compare(servers: dict[str, RunningServer], clients: int, args: argparse.Namespace) -> dict:
     uploads = image_uploads([face_jpeg(seed) for seed in range(16)])
-    for server in servers.values():
-        burst(server, uploads, clients, args.warmup)
-    rounds: dict[str, list[dict]] = {version: [] for version in servers}
-    for round_ in range(args.rounds):
-        for version in VERSIONS if round_ % 2 == 0 else VERSIONS[::-1]:
-            rounds[version].append(burst(servers[version], uploads, clients, args.seconds))
-    medians = {
-        version: {key: float(np.median([r[key] for r in runs])) for key in MEDIANS}
-        | {"errors": sum(r["errors"] for r in runs)}
-        for version, runs in rounds.items()
-    }
+    versions = {name: Server(s.url, "/predict", uploads, s.pid, None) for name, s in servers.items()}
+    for server in versions.values():
+        measure_point(server, clients, args.warmup)
+    rounds = taking_turns(versions, clients, args.rounds, args.seconds)
     lower = sum(
         b["p50_ms"] < a["p50_ms"] for a, b in zip(rounds["base"], rounds["working tree"], strict=True)
     )
+    medians = {version: combined(points) for version, points in rounds.items()}
     return {"clients": clients, "medians": medians, "working_tree_p50_lower_in": lower, "rounds": rounds}
 
 

@@ -7,6 +7,7 @@ same decoding and preprocessing (``serving/images.py``) inside its Python worker
 """
 
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from harness.load import image_uploads, raw_uploads
 from harness.metrics import batch_counters
 from harness.server import serving
 from harness.torchserve import PREDICT_PATH, TorchServeOptions, export_archive, torchserve
+from models.store import store_home
 from serving.settings import MAX_BATCH_SIZE_ENV, MODEL_ENV
 
 TORCHSERVE = "TorchServe"
@@ -49,6 +51,14 @@ class Server:
     uploads: list[tuple[bytes, str]]  # request bodies and their Content-Type
     pid: int  # the root of the process tree that serves
     batch_counters: Callable[[], tuple[float, float]] | None  # (images, forward passes) so far
+
+
+def own_home(parent: Path) -> Path:
+    """A BENTOML_HOME holding a copy of the store's models: each server empties its home's metrics
+    folder as it starts, so servers running at once need one each."""
+    home = parent / "home"
+    shutil.copytree(store_home() / "models", home / "models")
+    return home
 
 
 def process_tree(pid: int) -> list[psutil.Process]:

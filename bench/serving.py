@@ -4,16 +4,18 @@
     python -m bench.serving --models demo --configurations "one process" --concurrency 1 32
 
 For each model (the store's demo model, and a CelebA-sized ``resnet18`` at 128 px trained one
-epoch for the purpose the first time) and each server (both BentoML topologies, and TorchServe
-serving the project's own ``.mar`` of the same model: same TorchScript file, same decoding and
-preprocessing), it starts the server on loopback as its users run it, warms it, then drives
-single-image requests (synthetic 178x218 faces as JPEG, like CelebA) from a closed-loop load
-generator at each concurrency for a fixed time, after a second of the same clients' load that is
-not timed (their connections open and are shared out; its errors still count). Per point:
-requests/s, p50/p95/p99 latency, errors, the mean batch size the model saw, the server's CPU per
-request, the resident memory of its whole process tree and the ratio of its requests/s to
-TorchServe's. In the same run it measures the in-process limit: decode + preprocess + forward of
-the same images, no HTTP, on every core. Ends with one line per model and topology:
+epoch for the purpose the first time) it starts every server at once on loopback, as its users run
+it (both BentoML topologies, and TorchServe serving the project's own ``.mar`` of the same model:
+same TorchScript file, same decoding and preprocessing), and warms each. Then, at each
+concurrency, the servers take turns: ``--rounds`` bursts each of single-image requests (synthetic
+178x218 faces as JPEG, like CelebA) from a closed-loop load generator, the order flipped every
+round, so the shared VM's drift hits every server alike. Each burst's clients first run
+``--settle`` seconds untimed (their connections open and are shared out; errors still count).
+Per point, the medians over its rounds: requests/s, p50/p95/p99 latency, the mean batch size the
+model saw, the server's CPU per request; the errors of every round; the resident memory of its
+whole process tree after its last round; and the ratio of its requests/s to TorchServe's. In
+the same run, before any server starts, it measures the in-process limit: decode + preprocess +
+forward of the same images, no HTTP, on every core. Ends with one line per model and topology:
 ``vs TorchServe: <model> <topology> c=32 <ratio>x c=64 <ratio>x rss <ratio>x``.
 Writes ``serving.json``, ``serving.md`` and ``serving.png`` into ``--out``.
 """
@@ -22,8 +24,10 @@ import argparse
 import asyncio
 import json
 import os
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +36,9 @@ import numpy as np
 from bench.servers import (
     CONFIGURATIONS,
     DEFAULT_CONFIGURATIONS,
-    Configuration,
     Server,
     cpu_seconds,
+    own_home,
     rss_bytes,
     started,
 )
@@ -42,11 +46,14 @@ from bench.serving_report import markdown, plot, torchserve_lines
 from bench.sized_model import BENCH_MODELS, BenchModel, bench_model
 from harness.faces import face_jpeg
 from harness.load import closed_loop
-from models.store import load_runtime, read_card, require_model, store_home
+from models.store import load_runtime, read_card, require_model
 from serving.images import pixels_from_upload
 from serving.settings import MAX_PIXELS_ENV, MODEL_ENV, Settings
 
 MIB = 2**20
+# A point's figures over its rounds: the median of each; its errors add up.
+MEDIANS = ("requests_per_s", "p50_ms", "p95_ms", "p99_ms", "mean_batch_size", "server_cpu_cores",
+           "server_cpu_ms_per_request", "client_cpu_cores")  # fmt: skip
 
 
 def measure_point(server: Server, clients: int, seconds: float, settle: float = 0.0) -> dict:
@@ -87,17 +94,61 @@ def measure_point(server: Server, clients: int, seconds: float, settle: float = 
     }
 
 
-def measure_configuration(
-    config: Configuration, model: BenchModel, args: argparse.Namespace, images: list[bytes]
-) -> list[dict]:
-    points = []
-    with started(config, model.tag, store_home(), images, model.torchserve_batch) as server:
-        asyncio.run(closed_loop(server.url, server.uploads, 8, args.warmup, server.path))
-        for clients in args.concurrency:
-            point = measure_point(server, clients, args.seconds, args.settle)
-            points.append(point)
-            print(json.dumps({"model": model.label, "configuration": config.name, **point}), flush=True)
+def taking_turns(
+    servers: dict[str, Server], clients: int, rounds: int, seconds: float, settle: float = 0.0
+) -> dict[str, list[dict]]:
+    """``rounds`` points of ``seconds`` per server, the servers taking turns, the order flipped
+    every round: what drifts on a shared machine meanwhile hits each of them alike."""
+    names = list(servers)
+    points: dict[str, list[dict]] = {name: [] for name in names}
+    for round_ in range(rounds):
+        for name in names if round_ % 2 == 0 else names[::-1]:
+            points[name].append(measure_point(servers[name], clients, seconds, settle))
     return points
+
+
+def combined(points: list[dict]) -> dict:
+    """One point from its rounds: medians, errors and requests added up, memory after the last."""
+    statuses: dict[str, int] = {}
+    for point in points:
+        for status, count in point["statuses"].items():
+            statuses[status] = statuses.get(status, 0) + count
+    medians = {
+        key: None if any(p[key] is None for p in points) else float(np.median([p[key] for p in points]))
+        for key in MEDIANS
+    }
+    return {
+        **points[-1],
+        **medians,
+        "requests": sum(p["requests"] for p in points),
+        "errors": sum(p["errors"] for p in points),
+        "statuses": statuses,
+        "rounds": len(points),
+    }
+
+
+def measure_servers(
+    model: BenchModel, args: argparse.Namespace, images: list[bytes]
+) -> dict[str, list[dict]]:
+    """Every configuration's points, its servers all started at once and taking turns."""
+    configurations = [config for config in CONFIGURATIONS if config.name in args.configurations]
+    with ExitStack() as stack:
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        servers = {
+            config.name: stack.enter_context(
+                started(config, model.tag, own_home(work / str(i)), images, model.torchserve_batch)
+            )
+            for i, config in enumerate(configurations)
+        }
+        for server in servers.values():
+            asyncio.run(closed_loop(server.url, server.uploads, 8, args.warmup, server.path))
+        runs: dict[str, list[dict]] = {name: [] for name in servers}
+        for clients in args.concurrency:
+            turns = taking_turns(servers, clients, args.rounds, args.seconds / args.rounds, args.settle)
+            for name, points in turns.items():
+                runs[name].append(combined(points))
+                print(json.dumps({"model": model.label, "configuration": name, **runs[name][-1]}), flush=True)
+    return runs
 
 
 def in_process_limit(model_tag: str, images: list[bytes], batch_sizes: list[int], seconds: float) -> dict:
@@ -136,11 +187,7 @@ def in_process_limit(model_tag: str, images: list[bytes], batch_sizes: list[int]
 def measure_model(model: BenchModel, args: argparse.Namespace, images: list[bytes]) -> dict:
     # The limit first, while no server runs beside it.
     limit = in_process_limit(model.tag, images, [1, 8, 32, 64], args.seconds / 2)
-    runs = {
-        config.name: measure_configuration(config, model, args, images)
-        for config in CONFIGURATIONS
-        if config.name in args.configurations
-    }
+    runs = measure_servers(model, args, images)
     return {"label": model.label, "tag": model.tag, "in_process_limit": limit, "runs": runs}
 
 
@@ -156,12 +203,23 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", choices=list(BENCH_MODELS), default=list(BENCH_MODELS),
                         help="models to serve: the demo model and/or the CelebA-sized one, trained "
                         "the first time (default: all)")  # fmt: skip
-    parser.add_argument("--seconds", type=float, default=10, help="seconds per load point (default: 10)")
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=10,
+        help="measured seconds per server and load point, over its rounds (default: 10)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=4,
+        help="turns per server and load point, the servers alternating (default: 4)",
+    )
     parser.add_argument(
         "--warmup", type=float, default=3, help="seconds of load before measuring (default: 3)"
     )
     parser.add_argument("--settle", type=float, default=1,
-                        help="seconds of each point's load before its measured seconds, on the same "
+                        help="seconds of each round's load before its measured seconds, on the same "
                         "connections (default: %(default)s)")  # fmt: skip
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 64],
                         help="closed-loop clients per point (default: 1 8 32 64)")  # fmt: skip

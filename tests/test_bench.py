@@ -36,7 +36,7 @@ def test_serving_benchmark_measures_beside_torchserve_and_writes_its_table_and_p
     if java_missing():
         pytest.skip("TorchServe needs Java 17 (`java` is not on PATH)")
     args = ["--model", trained.tag, "--models", "demo", "--seconds", "1", "--warmup", "0.5"]
-    args += ["--settle", "0.3"]
+    args += ["--settle", "0.3", "--rounds", "2"]
     args += [
         "--concurrency",
         "1",
@@ -52,6 +52,7 @@ def test_serving_benchmark_measures_beside_torchserve_and_writes_its_table_and_p
     for server in ("one process", "TorchServe"):
         points = result["runs"][server]
         assert [p["concurrency"] for p in points] == [1, 32]
+        assert all(p["rounds"] == 2 for p in points)  # the servers took turns, twice each
         assert all(p["requests"] > 0 and p["errors"] == 0 and p["p50_ms"] <= p["p99_ms"] for p in points)
         assert all(p["server_cpu_ms_per_request"] > 0 and p["rss_mib"] > 100 for p in points)
     assert result["runs"]["one process"][0]["mean_batch_size"] == 1.0  # one client never has company
