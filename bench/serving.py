@@ -124,6 +124,7 @@ def combined(points: list[dict]) -> dict:
         "errors": sum(p["errors"] for p in points),
         "statuses": statuses,
         "rounds": len(points),
+        "round_requests_per_s": [p["requests_per_s"] for p in points],  # their spread
     }
 
 
