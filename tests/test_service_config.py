@@ -36,13 +36,27 @@ def test_without_tracing_no_url_gets_a_span_and_with_it_every_url_does(trained: 
     assert on == {"FaceAttributes": {}, "FaceAttributesOneProcess": {}}
 
 
-@pytest.mark.slow
-def test_the_service_sets_libgomps_waiting_before_torch_loads(trained: TrainedModel) -> None:
-    environment = {k: v for k, v in os.environ.items() if k not in LIBGOMP_WAITING}
-    environment["BENTOML_HOME"] = str(trained.home)
+def service_environment(trained: TrainedModel, **given: str) -> tuple[dict[str, str], bool]:
+    """The environment after importing ``service`` with ``given`` set and the variables it may
+    set otherwise unset, and whether torch was loaded by then."""
+    environment = {k: v for k, v in os.environ.items() if k not in {*LIBGOMP_WAITING, "MALLOC_ARENA_MAX"}}
+    environment.update(BENTOML_HOME=str(trained.home), **given)
     show = "import json, os, sys, service\nprint(json.dumps([dict(os.environ), 'torch' in sys.modules]))"
     result = subprocess.run([PYTHON, "-c", show], cwd=ROOT, env=environment, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     environ, torch_loaded = json.loads(result.stdout.splitlines()[-1])
+    return environ, torch_loaded
+
+
+@pytest.mark.slow
+def test_the_service_sets_libgomps_waiting_and_glibcs_arenas_before_torch(trained: TrainedModel) -> None:
+    environ, torch_loaded = service_environment(trained)
     assert {name: environ.get(name) for name in LIBGOMP_WAITING} == LIBGOMP_WAITING
-    assert not torch_loaded  # so the workers `bentoml serve` starts read it when they load torch
+    assert environ.get("MALLOC_ARENA_MAX") == "2"
+    assert not torch_loaded  # so the workers `bentoml serve` starts read them as they start
+
+
+@pytest.mark.slow
+def test_a_users_arena_count_stands(trained: TrainedModel) -> None:
+    environ, _ = service_environment(trained, MALLOC_ARENA_MAX="8")
+    assert environ["MALLOC_ARENA_MAX"] == "8"
