@@ -13,7 +13,7 @@
 
 import hmac
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
@@ -109,12 +109,15 @@ class Edge:
             raise UnsupportedMediaType.not_multipart(name, content_type)
         # One file over what the route takes is enough to say so: the full parser stops there.
         max_files = (limit if several else 1) + 1
-        too_many = PayloadTooLarge.too_many_images(limit) if several else BadRequest.several_files(name)
+
+        def too_many() -> ServiceError:  # made only when needed: not on every request's path
+            return PayloadTooLarge.too_many_images(limit) if several else BadRequest.several_files(name)
+
         parts: Sequence[tuple[str, bytes | None]] | None = file_parts(content_type, body)
         if parts is None:
             parts = await parsed_by_starlette(scope, body, max_files, too_many, name)
         elif len(parts) > max_files:
-            raise too_many
+            raise too_many()
         stray = sorted({key for key, _ in parts if key != name})
         if stray:
             raise BadRequest.stray_fields(stray, name)
@@ -132,7 +135,7 @@ class Edge:
 
 
 async def parsed_by_starlette(
-    scope: Scope, body: bytes, max_files: int, too_many: ServiceError, name: str
+    scope: Scope, body: bytes, max_files: int, too_many: Callable[[], ServiceError], name: str
 ) -> list[tuple[str, bytes | None]]:
     """(field name, file bytes, or ``None`` for a text field) of every part, by Starlette's parser."""
     try:
@@ -140,7 +143,7 @@ async def parsed_by_starlette(
     # Inside an app Starlette re-raises the parser's MultiPartException as HTTPException.
     except (MultiPartException, HTTPException, ValueError) as error:
         message = str(getattr(error, "message", None) or getattr(error, "detail", None) or error)
-        raise (too_many if "Too many files" in message else BadRequest.malformed(message, name)) from None
+        raise (too_many() if "Too many files" in message else BadRequest.malformed(message, name)) from None
     try:
         return [
             (key, await value.read() if isinstance(value, UploadFile) else None)

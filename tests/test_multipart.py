@@ -85,7 +85,7 @@ def starlette(body: Body) -> list[tuple[str, bytes | None]]:
     content_type, data = body
     scope = {"type": "http", "method": "POST", "path": "/", "query_string": b"",
              "headers": [(b"content-type", content_type.encode("latin-1"))]}  # fmt: skip
-    return asyncio.run(parsed_by_starlette(scope, data, 1000, ServiceError("too many"), "image"))
+    return asyncio.run(parsed_by_starlette(scope, data, 1000, lambda: ServiceError("too many"), "image"))
 
 
 @pytest.mark.parametrize("files", FILES)
