@@ -1,14 +1,17 @@
+import os
 import re
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 import torch
 
 from models.preprocess import FacePreset
 from train.celeba import Partition
-from train.datamodule import CelebADataModule, FaceImages, TrainAugment
+from train.datamodule import CelebADataModule
 from train.errors import ImageReadError
+from train.images import FaceImages, TrainAugment
 
 
 def test_batches_are_uint8_pixels_and_float_labels(synthetic_dir: Path) -> None:
@@ -49,6 +52,16 @@ def test_an_unreadable_image_is_named(synthetic_dir: Path, tmp_path: Path) -> No
     images = FaceImages([broken], np.zeros((1, 40), dtype=np.float32), FacePreset())
     with pytest.raises(ImageReadError, match=rf"^{re.escape(str(broken))}: cannot be read as an image"):
         images[0]
+
+
+def test_loader_processes_are_not_forked_by_the_training_process(synthetic_dir: Path) -> None:
+    # CPython 3.11's fork can deadlock the child (train/datamodule.py, LOADER_PROCESSES).
+    datamodule = CelebADataModule(synthetic_dir, FacePreset(), batch_size=8, num_workers=2)
+    batches = iter(datamodule.val_dataloader())
+    pixels, _ = next(batches)
+    assert pixels.shape == (8, 3, 64, 64)
+    parents = {psutil.Process(worker.pid).ppid() for worker in batches._workers}
+    assert len(parents) == 1 and os.getpid() not in parents  # one fork server started them both
 
 
 def test_describe_reports_partition_sizes_and_rendered_attributes(synthetic_dir: Path) -> None:

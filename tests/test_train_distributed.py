@@ -5,6 +5,7 @@ import csv
 import json
 import os
 import shutil
+import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,15 +38,19 @@ class Run:
 
 
 def train(launcher: list[str], data: Path, out: Path, home: Path, *extra: str) -> Run:
-    result = subprocess.run(
-        [*launcher, "-m", "train", "--data-dir", str(data), "--output-dir", str(out), *COMMON, *extra],
-        cwd=ROOT,
-        env={**os.environ, "BENTOML_HOME": str(home)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    return Run(result, out, home)
+    command = [*launcher, "-m", "train", "--data-dir", str(data), "--output-dir", str(out), *COMMON, *extra]
+    process = subprocess.Popen(
+        command, cwd=ROOT, env={**os.environ, "BENTOML_HOME": str(home)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,  # its own process group: a hung run's ranks and loaders die with it
+    )  # fmt: skip
+    try:
+        stdout, stderr = process.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        stdout, stderr = process.communicate()
+        pytest.fail(f"the run did not finish in 300 s; its stderr ends with:\n{stderr[-3000:]}")
+    return Run(subprocess.CompletedProcess(command, process.returncode, stdout, stderr), out, home)
 
 
 @pytest.fixture(scope="module")

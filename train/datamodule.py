@@ -1,94 +1,27 @@
-"""CelebA images as uint8 tensors, and the LightningDataModule over the official partition."""
+"""The LightningDataModule over CelebA's official partition, and the processes that load it."""
 
-import os
+import multiprocessing
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from PIL import Image, UnidentifiedImageError
-from torch import Tensor
-from torch.nn import functional as F
-from torch.utils.data import BatchSampler, DataLoader, Dataset
+from torch.utils.data import BatchSampler, DataLoader
 
 from models.preprocess import FacePreset
-from train import synthetic
+from train import images, synthetic
 from train.celeba import CelebA, Partition, read_celeba
-from train.errors import ImageReadError
+from train.images import FaceImages, TrainAugment, preloaded_mib
 from train.sharding import Shard, TrainOrder
 
-
-class TrainAugment:
-    """Training-only augmentation on uint8 CHW pixels: horizontal flip and a small shift.
-
-    Every CelebA attribute is symmetric, so flipping keeps labels true. Validation, test,
-    export and serving never augment. The draws come from ``generator``, seeded per image
-    (see ``train/sharding.py``), so they do not depend on which process reads the image.
-    """
-
-    def __init__(self, max_shift: int = 4) -> None:
-        self.max_shift = max_shift
-
-    def __call__(self, pixels: Tensor, generator: torch.Generator) -> Tensor:
-        if torch.rand((), generator=generator) < 0.5:
-            pixels = pixels.flip(-1)
-        s = self.max_shift
-        padded = F.pad(pixels.unsqueeze(0).float(), (s, s, s, s), mode="replicate").squeeze(0)
-        dx, dy = torch.randint(0, 2 * s + 1, (2,), generator=generator).tolist()
-        size = pixels.shape[-1]
-        return padded[:, dy : dy + size, dx : dx + size].to(torch.uint8)
-
-
-class FaceImages(Dataset[tuple[Tensor, Tensor]]):
-    """Images as preprocessed uint8 pixels with their labels, decoded per item or all up front.
-
-    ``preload`` decodes every image once into one tensor (N x 3 x crop x crop bytes), so later
-    epochs cost no JPEG decoding: the data pipeline then needs no loader processes and the
-    training math gets every core. An item is an index, or (index, augmentation seed) when
-    augmenting.
-    """
-
-    def __init__(
-        self,
-        paths: list[Path],
-        labels: np.ndarray,
-        preset: FacePreset,
-        augment: TrainAugment | None = None,
-        preload: bool = False,
-    ) -> None:
-        # One numpy array of bytes, not a list of Path objects: loader processes read it without
-        # touching Python objects, so their copy-on-write pages stay shared with the training
-        # process (a list's refcounts would be written to, page by page, over an epoch).
-        self.paths = np.array([os.fsencode(path) for path in paths])
-        self.labels = torch.from_numpy(labels)
-        self.preset = preset
-        self.augment = augment
-        self.pixels = torch.stack([self._decode(i) for i in range(len(paths))]) if preload and paths else None
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def _decode(self, index: int) -> Tensor:
-        path = os.fsdecode(self.paths[index])
-        try:
-            with Image.open(path) as image:
-                return torch.from_numpy(self.preset.to_pixels(image))
-        except (UnidentifiedImageError, OSError, ValueError) as error:
-            raise ImageReadError(f"{path}: cannot be read as an image ({error})") from None
-
-    def __getitem__(self, item: int | tuple[int, int]) -> tuple[Tensor, Tensor]:
-        index, seed = item if isinstance(item, tuple) else (item, None)
-        pixels = self.pixels[index] if self.pixels is not None else self._decode(index)
-        if self.augment is not None and seed is not None:
-            # returns new pixels: the preloaded ones stay as decoded
-            pixels = self.augment(pixels, torch.Generator().manual_seed(seed))
-        return pixels, self.labels[index]
-
-
-def preloaded_mib(images: int, preset: FacePreset) -> float:
-    """Memory that preloading ``images`` takes."""
-    return images * 3 * preset.crop_size**2 / 2**20
+# Loader processes are forked by a fork server (a process of its own, without threads), not by the
+# training process. CPython 3.11's fork can leave the child waiting forever on an interpreter lock
+# that another thread held at that moment (python/cpython#112275, fixed in 3.12): in CI one rank's
+# validation loader never started and both ranks of a two-process run hung. The server imports
+# the Dataset's module once, so each loader process starts without importing torch again.
+LOADER_PROCESSES = multiprocessing.get_context("forkserver")
+LOADER_PROCESSES.set_forkserver_preload([images.__name__])
 
 
 class CelebADataModule(pl.LightningDataModule):
@@ -151,6 +84,7 @@ class CelebADataModule(pl.LightningDataModule):
         return DataLoader(
             self.dataset(partition),
             num_workers=workers,
+            multiprocessing_context=LOADER_PROCESSES if workers > 0 else None,
             persistent_workers=workers > 0,
             pin_memory=torch.cuda.is_available(),
             **order,

@@ -103,7 +103,10 @@ def run(config: TrainingConfig) -> TrainingResult | None:
     ``UserInputError`` on every process alike.
     """
     check_config(config)
-    pl.seed_everything(config.seed, workers=True)
+    # Not workers=True: augmentation draws from per-image seeds (train/sharding.py), not from a
+    # loader process's generators, and Lightning's seeding function would make every loader
+    # process import Lightning (4 s on 2 cores).
+    pl.seed_everything(config.seed)
     data_dir = resolve_data_dir(config.data_dir, config.synthetic_dir, config.synthetic_size, config.seed)
     rendered = synthetic.rendered_attributes(data_dir)
     module = build_module(config, rendered)
