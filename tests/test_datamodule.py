@@ -1,5 +1,8 @@
 import os
 import re
+import sys
+import types
+from importlib.machinery import ModuleSpec
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +12,7 @@ import torch
 
 from models.preprocess import FacePreset
 from train.celeba import Partition
-from train.datamodule import CelebADataModule
+from train.datamodule import CelebADataModule, server_preload
 from train.errors import ImageReadError
 from train.images import FaceImages, TrainAugment
 
@@ -62,6 +65,23 @@ def test_loader_processes_are_not_forked_by_the_training_process(synthetic_dir: 
     assert pixels.shape == (8, 3, 64, 64)
     parents = {psutil.Process(worker.pid).ppid() for worker in batches._workers}
     assert len(parents) == 1 and os.getpid() not in parents  # one fork server started them both
+
+
+@pytest.mark.parametrize(
+    ("main_module", "preloaded"),
+    [
+        ("train.__main__", ["train.images"]),  # python -m train: a package's __main__ is not run again
+        (None, ["train.images"]),  # python script.py or python -c: not importable by name
+        ("bench.celeba_sized", ["train.images", "bench.celeba_sized"]),  # run again in every loader
+    ],
+)
+def test_the_fork_server_imports_what_each_loader_process_would(
+    monkeypatch: pytest.MonkeyPatch, main_module: str | None, preloaded: list[str]
+) -> None:
+    main = types.ModuleType("__main__")
+    main.__spec__ = ModuleSpec(main_module, None) if main_module else None
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    assert server_preload() == preloaded
 
 
 def test_describe_reports_partition_sizes_and_rendered_attributes(synthetic_dir: Path) -> None:

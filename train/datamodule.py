@@ -1,6 +1,7 @@
 """The LightningDataModule over CelebA's official partition, and the processes that load it."""
 
 import multiprocessing
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +16,22 @@ from train.celeba import CelebA, Partition, read_celeba
 from train.images import FaceImages, TrainAugment, preloaded_mib
 from train.sharding import Shard, TrainOrder
 
+
+def server_preload() -> list[str]:
+    """What the fork server imports once, so that a loader process starts without importing it:
+    the Dataset's module, and the main module when it is one that each loader process runs again
+    (a module run with ``-m``; a package's ``__main__``, as in ``python -m train``, is not run)."""
+    main_spec = getattr(sys.modules["__main__"], "__spec__", None)
+    main = main_spec.name if main_spec is not None else "__main__"
+    return [images.__name__] if main.rpartition(".")[2] == "__main__" else [images.__name__, main]
+
+
 # Loader processes are forked by a fork server (a process of its own, without threads), not by the
 # training process. CPython 3.11's fork can leave the child waiting forever on an interpreter lock
 # that another thread held at that moment (python/cpython#112275, fixed in 3.12): in CI one rank's
-# validation loader never started and both ranks of a two-process run hung. The server imports
-# the Dataset's module once, so each loader process starts without importing torch again.
+# validation loader never started and both ranks of a two-process run hung.
 LOADER_PROCESSES = multiprocessing.get_context("forkserver")
-LOADER_PROCESSES.set_forkserver_preload([images.__name__])
+LOADER_PROCESSES.set_forkserver_preload(server_preload())
 
 
 class CelebADataModule(pl.LightningDataModule):
