@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader
 
 from models.preprocess import FacePreset
-from train import images, synthetic
+from train import synthetic
 from train.celeba import CelebA, Partition, read_celeba
 from train.images import FaceImages, TrainAugment, preloaded_mib
 from train.sharding import Shard, TrainOrder
@@ -21,9 +21,12 @@ def server_preload() -> list[str]:
     """What the fork server imports once, so that a loader process starts without importing it:
     the Dataset's module, and the main module when it is one that each loader process runs again
     (a module run with ``-m``; a package's ``__main__``, as in ``python -m train``, is not run)."""
+    dataset_module = FaceImages.__module__
     main_spec = getattr(sys.modules["__main__"], "__spec__", None)
-    main = main_spec.name if main_spec is not None else "__main__"
-    return [images.__name__] if main.rpartition(".")[2] == "__main__" else [images.__name__, main]
+    main = main_spec.name if main_spec is not None else None  # None: a script run by path, or -c
+    if main is None or main == "__main__" or main.endswith(".__main__"):  # CPython's own test
+        return [dataset_module]
+    return [dataset_module, main]
 
 
 # Loader processes are forked by a fork server (a process of its own, without threads), not by the
