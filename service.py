@@ -44,6 +44,7 @@ from serving.errors import ServiceError, WorkerUnavailable
 from serving.graceful import delay_worker_shutdown, stop_processes_before_cleanup
 from serving.handlers import json_errors
 from serving.images import FacesInPhoto, Outcome, decode_each, decoded_pixels, faces_in_photo, rejoin
+from serving.memory import FreedMemoryTrim
 from serving.openapi import Examples, document_service
 from serving.placement import Upload, run_blocking
 from serving.predictions import Detection, ModelMetadata, Prediction, to_detection, to_prediction
@@ -93,6 +94,7 @@ class AttributeClassifier:
         self.lone_threads = self.runtime.lone_image_threads(self.runtime.cores)
         self.calls_in_flight = 0
         self.passes = anyio.CapacityLimiter(self.runtime.cores)
+        self.memory = FreedMemoryTrim()
         delay_worker_shutdown(SETTINGS.worker_drain_seconds)
         self.ready = True
 
@@ -114,6 +116,7 @@ class AttributeClassifier:
             return await anyio.to_thread.run_sync(self.runtime, pixels, threads, limiter=self.passes)
         finally:
             self.calls_in_flight -= 1
+            self.memory.after_pass()
 
 
 ImageFile = Path  # any Content-Type: decoding, not the header, decides what is an image
@@ -258,6 +261,7 @@ class FaceAttributesOneProcess(FaceAttributesAPI):
         # Threads for a lone request: every core, if this model's pass is long enough to gain.
         self.lone_threads = self.runtime.lone_image_threads(self.runtime.cores)
         self.siblings = Siblings()
+        self.memory = FreedMemoryTrim()
 
     async def __is_alive__(self) -> bool:
         """Alive while every worker runs: in a container a dead one is never restarted, so a
@@ -279,7 +283,9 @@ class FaceAttributesOneProcess(FaceAttributesAPI):
         # A lone request may use every core: its latency is one forward pass, and no one else
         # asked. More means load: one thread, so the processes (one per core) share the cores.
         threads = self.lone_threads if self.requests_in_flight == 1 else 1
-        return rejoin(outcomes, self.runtime(pixels, threads))
+        probabilities = self.runtime(pixels, threads)
+        self.memory.after_pass()
+        return rejoin(outcomes, probabilities)
 
 
 @functools.cache
