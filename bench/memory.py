@@ -8,8 +8,10 @@
    loaded and warmed), so each part's share is the difference between two rows.
 2. Each server as its users run it: every process of its tree (the process manager, API
    processes, model workers, TorchServe's JVM), its RSS and USS (the pages only it holds) at
-   rest after start-up and after ``--seconds`` of 32 closed-loop clients. The growth under load is
-   what requests leave behind: thread stacks, allocator arenas, caches.
+   rest after start-up, after ``--seconds`` of 32 closed-loop clients, and ``QUIET_S`` after that
+   load. The growth under load is what requests leave behind: thread stacks, allocator arenas,
+   caches; the last figure, what a server gives back once a burst is over (the BentoML model
+   workers trim glibc's heap after a quiet second, ``serving/memory.py``).
 Writes ``memory.md`` and ``memory.json`` into ``--out``.
 """
 
@@ -18,6 +20,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psutil
@@ -31,6 +34,7 @@ from models.store import store_home
 from serving.settings import MODEL_ENV
 
 MIB = 2**20
+QUIET_S = 3  # after the load: what a server still holds once requests have stopped
 LADDER = (
     ("Python", "pass"),
     ("numpy, Pillow", "import numpy, PIL.Image"),
@@ -95,14 +99,21 @@ def server_memory(config_name: str, model_tag: str, seconds: float, images: list
         rest = snapshot(server.pid)
         asyncio.run(closed_loop(server.url, server.uploads, 32, seconds, server.path))
         loaded = snapshot(server.pid)
+        time.sleep(QUIET_S)
+        quiet = snapshot(server.pid)
     return [
         {
             "server": config_name,
             **loaded[pid],
             "rss_at_rest_mib": rest[pid]["rss_mib"] if pid in rest else None,
+            "rss_quiet_mib": quiet[pid]["rss_mib"] if pid in quiet else None,
         }
         for pid in loaded
     ]
+
+
+def mib(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
 
 
 def markdown(ladder: list[dict], processes: list[dict]) -> str:
@@ -110,17 +121,21 @@ def markdown(ladder: list[dict], processes: list[dict]) -> str:
     lines += [f"| {s['step']} | {s['rss_mib']:.0f} | {s['added_mib']:+.0f} |" for s in ladder]
     lines += [
         "",
-        "| server | process | RSS at rest | RSS after load | USS after load |",
-        "|--|--|--:|--:|--:|",
+        f"| server | process | RSS at rest | RSS after load | USS after load | RSS {QUIET_S} s later |",
+        "|--|--|--:|--:|--:|--:|",
     ]
     for p in processes:
-        rest = "-" if p["rss_at_rest_mib"] is None else f"{p['rss_at_rest_mib']:.0f}"
-        lines.append(f"| {p['server']} | {p['process']} | {rest} | {p['rss_mib']:.0f} | {p['uss_mib']:.0f} |")
+        lines.append(f"| {p['server']} | {p['process']} | {mib(p['rss_at_rest_mib'])} | {p['rss_mib']:.0f} "
+                     f"| {p['uss_mib']:.0f} | {mib(p['rss_quiet_mib'])} |")  # fmt: skip
     for server in dict.fromkeys(p["server"] for p in processes):
         tree = [p for p in processes if p["server"] == server]
-        rest = sum(p["rss_at_rest_mib"] or 0 for p in tree)
-        lines.append(f"| {server} | **whole tree** | {rest:.0f} | {sum(p['rss_mib'] for p in tree):.0f} "
-                     f"| {sum(p['uss_mib'] for p in tree):.0f} |")  # fmt: skip
+        totals = [
+            sum(p[key] or 0 for p in tree)
+            for key in ("rss_at_rest_mib", "rss_mib", "uss_mib", "rss_quiet_mib")
+        ]
+        lines.append(
+            f"| {server} | **whole tree** | " + " | ".join(f"{total:.0f}" for total in totals) + " |"
+        )
     return "\n".join(lines) + "\n"
 
 
