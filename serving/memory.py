@@ -5,8 +5,8 @@ stays resident, and with passes of every batch size the heap's holes add up. Mea
 resnet18 at 128 px, two threads running passes of 1-16 images for 20 s: 459-486 MiB resident
 against 340 loaded, and back to 340-350 after ``malloc_trim(0)``.
 
-Trimming under load costs more than it returns: a trim takes 4-7 ms and holds glibc's arena
-locks, and the next passes fault the pages in again. Served once a second under load (one
+Trimming under load costs more than it returns: a trim took 4-7 ms there (glibc locks each arena
+while it trims it), and the next passes fault the pages in again. Served once a second under load (one
 process, resnet18, interleaved against no trim, 6 rounds of 4 s), it took 50-100 MiB off the
 tree but 8-12 % of the requests/s at 32 and 64 clients (123 -> 113, 127 -> 112). So the trim
 waits for a quiet ``interval_s``, no pass in it: under steady load it never runs, and a process

@@ -56,5 +56,5 @@ def test_a_trim_gives_the_holes_in_the_heap_back() -> None:
     memory.after_pass()
     assert trims_within(memory, 1, seconds=5)
     given_back = holes - process.memory_info().rss
+    del kept  # held until here: the blocks between the holes
     assert given_back > 100 * 2**20, f"{given_back / 2**20:.0f} MiB given back"
-    assert len(kept) == 300
