@@ -41,6 +41,7 @@ from serving.batcher import WORKER_CALLS_IN_FLIGHT, MicroBatcher
 from serving.direct import DirectPredictions
 from serving.edge import Edge
 from serving.errors import ServiceError, WorkerUnavailable
+from serving.garbage import StartupObjectsFrozen
 from serving.graceful import delay_worker_shutdown, stop_processes_before_cleanup
 from serving.handlers import json_errors
 from serving.images import FacesInPhoto, Outcome, decode_each, decoded_pixels, faces_in_photo, rejoin
@@ -83,7 +84,7 @@ WORKER_PROBE_TIMEOUT_S = 2  # the worker's /readyz answers in milliseconds, even
     # socket that never goes stale, so recycling it buys nothing: never recycle.
     runner_connection={"max_requests": 2**31 - 1, "max_age": 1e12},
 )
-class AttributeClassifier:
+class AttributeClassifier(StartupObjectsFrozen):
     """Batched inference on uint8 pixels; CUDA when available, CPU otherwise."""
 
     model = MODEL
@@ -122,7 +123,7 @@ class AttributeClassifier:
 ImageFile = Path  # any Content-Type: decoding, not the header, decides what is an image
 
 
-class FaceAttributesAPI(ABC):
+class FaceAttributesAPI(StartupObjectsFrozen, ABC):
     """The HTTP API both topologies serve; each says where inference runs (``classify``)."""
 
     model = MODEL

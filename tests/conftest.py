@@ -112,16 +112,21 @@ def topology(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
-def server(trained: TrainedModel, topology: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server_log(topology: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The ``server``'s output. Kept in pytest's temporary folder: a failure that only a long run
+    shows can be read."""
+    return tmp_path_factory.mktemp(topology) / "server.log"
+
+
+@pytest.fixture(scope="session")
+def server(trained: TrainedModel, topology: str, server_log: Path) -> Iterator[str]:
     """The project's service as users run it, from the project folder.
 
     In a BENTOML_HOME of its own: `bentoml serve` empties $BENTOML_HOME/prometheus_multiproc_dir
     as it starts, so another server on the same home would wipe this one's /metrics counters.
     """
-    folder = tmp_path_factory.mktemp(topology)
-    home = copy_home(trained.home, folder / "home")
-    # The log is kept in pytest's temporary folder: a failure that only a long run shows can be read.
-    with serving(f"service:{topology}", home, log_file=folder / "server.log") as running:
+    home = copy_home(trained.home, server_log.parent / "home")
+    with serving(f"service:{topology}", home, log_file=server_log) as running:
         yield running.url
 
 

@@ -2,7 +2,10 @@
 
 import json
 import os
+import re
 import subprocess
+import time
+from pathlib import Path
 
 import pytest
 
@@ -60,3 +63,17 @@ def test_the_service_sets_libgomps_waiting_and_glibcs_arenas_before_torch(traine
 def test_a_users_arena_count_stands(trained: TrainedModel) -> None:
     environ, _ = service_environment(trained, MALLOC_ARENA_MAX="8")
     assert environ["MALLOC_ARENA_MAX"] == "8"
+
+
+def test_every_worker_froze_its_start_up_objects(server: str, server_log: Path) -> None:
+    """BentoML ran the startup hook of serving/garbage.py in each process that built the service."""
+    deadline = time.monotonic() + 10  # a worker logs its hook just after its "initialized"
+    while True:
+        log = server_log.read_text()
+        initialized = len(re.findall(r"Service \S+ initialized", log))
+        frozen = log.count("Completed startup hook: freeze_startup_objects")
+        if (initialized and frozen == initialized) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert initialized >= 1
+    assert frozen == initialized
