@@ -1,4 +1,4 @@
-"""Images per batch, as both topologies report it on ``/metrics`` (a Prometheus histogram)."""
+"""What ``/metrics`` reports: images per batch (both topologies) and BentoML's request counts."""
 
 import re
 
@@ -12,3 +12,12 @@ def batch_counters(url: str) -> tuple[float, float]:
     found = re.findall(rf"^{BATCH_HISTOGRAM} ([0-9.e+]+)$", httpx.get(f"{url}/metrics").text, re.M)
     values = {kind: float(value) for kind, value in found}
     return values.get("sum", 0.0), values.get("count", 0.0)
+
+
+def answered_requests(url: str, endpoint: str, status: int) -> float:
+    """BentoML's count of ``endpoint``'s answers with ``status``, summed over the workers."""
+    labels = rf'[^}}]*endpoint="{re.escape(endpoint)}"[^}}]*http_response_code="{status}"[^}}]*'
+    metrics = httpx.get(f"{url}/metrics").text
+    return sum(
+        map(float, re.findall(rf"^bentoml_service_request_total\{{{labels}\}} ([0-9.e+]+)$", metrics, re.M))
+    )
