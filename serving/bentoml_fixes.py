@@ -8,7 +8,7 @@ table). Two of them spend more than their job needs, on the event loop, for ever
   runs each request in a task of its own and arms a timer it never cancels: every request
   leaves a 60 s timer in the event loop's heap. Here: ``asyncio.timeout`` around the request,
   in the request's own task, disarmed by the answer's first message. An exception from inside
-  now reaches the outer middlewares at once (BentoML's waited out the timeout, then sent 504).
+  reaches the outer middlewares at once (BentoML's waited out the timeout, then dropped it).
 - ``RunnerTrafficMetricsMiddleware`` looks up each metric's labelled child by five keyword
   labels on every request, and wraps HTTP's ``receive`` only to watch for WebSocket messages.
   Here: each child is looked up once per endpoint (and status), and ``receive`` is passed on.
