@@ -52,7 +52,11 @@ LABELLED_CHILDREN = 256  # endpoints x statuses kept; any others are looked up a
 
 
 def source_hash(function: Callable[..., Any]) -> str:
-    return hashlib.sha256(inspect.getsource(function).encode()).hexdigest()
+    """sha256 of the function's source; empty where it cannot be read (an install without .py files)."""
+    try:
+        return hashlib.sha256(inspect.getsource(function).encode()).hexdigest()
+    except (OSError, TypeError):
+        return ""
 
 
 def upstream_differences() -> list[str]:

@@ -65,6 +65,17 @@ def test_apply_replaces_both_methods_and_keeps_bentomls_elsewhere(monkeypatch: p
     assert RunnerTrafficMetricsMiddleware.__call__ is cheaper_metrics
 
 
+def test_unreadable_sources_keep_bentomls_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    def unreadable(function: object) -> str:
+        raise OSError("could not get source code")
+
+    for owner, name in ORIGINALS:
+        monkeypatch.setattr(owner, name, ORIGINALS[owner, name])
+    monkeypatch.setattr(bentoml_fixes.inspect, "getsource", unreadable)
+    assert not bentoml_fixes.apply()
+    assert TimeoutMiddleware.__call__ is ORIGINAL_TIMEOUT
+
+
 @TIMEOUTS
 def test_no_answer_in_time_gets_the_504(timeout_call: Call) -> None:
     middleware = TimeoutMiddleware(answering(before_s=5), timeout=0.05)
