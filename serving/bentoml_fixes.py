@@ -41,9 +41,9 @@ from serving.handlers import Message, Receive, Scope, Send
 
 logger = logging.getLogger("face_attributes")
 PATCHED_VERSION = "1.4.39"
-# sha256 of the source of each method replaced, as BentoML 1.4.39 ships it.
 TIMEOUT = (TimeoutMiddleware, "__call__")
 METRICS = (RunnerTrafficMetricsMiddleware, "__call__")
+# sha256 of the source of each method replaced, as BentoML 1.4.39 ships it.
 REPLACED = {
     TIMEOUT: "fd8b9e3da28ed2b44cfd508d641617e049fcd4986138197ce7bb227332505896",
     METRICS: "b7dc25ae0208d7b27864271735f917f20fe7712a3d76e9afefca4271f5b458d9",
@@ -75,15 +75,15 @@ async def cheaper_timeout(self: TimeoutMiddleware, scope: Scope, receive: Receiv
     if scope["type"] not in ("http", "websocket"):
         await self.app(scope, receive, send)
         return
-    deadline: asyncio.Timeout | None = None
+    deadline = asyncio.timeout(self.timeout)
 
     async def answering(message: Message) -> None:
-        if deadline is not None and deadline.when() is not None:
+        if deadline.when() is not None:
             deadline.reschedule(None)  # the answer has started: no 504 any more
         await send(message)
 
     try:
-        async with asyncio.timeout(self.timeout) as deadline:
+        async with deadline:
             await self.app(scope, receive, answering)
     except TimeoutError:
         if not deadline.expired():  # the request's own TimeoutError, not the deadline's
