@@ -14,8 +14,8 @@ table). Two of them spend more than their job needs, on the event loop, for ever
   Here: each child is looked up once per endpoint (and status), and ``receive`` is passed on.
   WebSockets and ``/metrics`` itself still go through BentoML's code.
 
-The same metrics, names, labels and counts; the same 504 and its body. In-process, 15 -> 6.5 us
-and 19 -> 11 us a request.
+The same metrics, names, labels and counts; the same 504 and its body. In-process, 15-16 -> 6.5 us
+and 19-29 -> 11-13 us a request.
 
 Applied only to the BentoML version they were written against, and only while its two methods
 are the code read here (a hash of their source): on any other, BentoML's own stay and a warning
