@@ -35,23 +35,30 @@ from bentoml.validators import DType
 
 from models.openmp import spin_between_layers
 from models.store import load_runtime, read_card, require_model
-from serving import bentoml_fixes
-from serving.app import build_app
-from serving.balance import ConnectionBalance
-from serving.batcher import WORKER_CALLS_IN_FLIGHT, MicroBatcher
-from serving.direct import DirectPredictions
-from serving.edge import Edge
+from serving.api.app import build_app
+from serving.api.direct import DirectPredictions
+from serving.api.edge import Edge
+from serving.api.handlers import json_errors
+from serving.api.openapi import Examples, document_service
 from serving.errors import ServiceError, WorkerUnavailable
-from serving.garbage import StartupObjectsFrozen
-from serving.graceful import delay_worker_shutdown, stop_processes_before_cleanup
-from serving.handlers import json_errors
-from serving.images import FacesInPhoto, Outcome, decode_each, decoded_pixels, faces_in_photo, rejoin
-from serving.memory import FreedMemoryTrim
-from serving.openapi import Examples, document_service
-from serving.placement import Upload, run_blocking
-from serving.predictions import Detection, ModelMetadata, Prediction, to_detection, to_prediction
+from serving.inference.batcher import WORKER_CALLS_IN_FLIGHT, MicroBatcher
+from serving.inference.images import (
+    FacesInPhoto,
+    Outcome,
+    decode_each,
+    decoded_pixels,
+    faces_in_photo,
+    rejoin,
+)
+from serving.inference.placement import Upload, run_blocking
+from serving.inference.predictions import Detection, ModelMetadata, Prediction, to_detection, to_prediction
+from serving.process import bentoml_fixes
+from serving.process.balance import ConnectionBalance
+from serving.process.garbage import StartupObjectsFrozen
+from serving.process.graceful import delay_worker_shutdown, stop_processes_before_cleanup
+from serving.process.memory import FreedMemoryTrim
+from serving.process.siblings import Siblings
 from serving.settings import MODEL_ENV, ONE_PROCESS, Settings, SettingsError
-from serving.siblings import Siblings
 
 # BentoML records an OpenTelemetry span per request even with no exporter configured, and keeps
 # them alive after the requests end (measured: +32 MiB in the worker over 20,000 requests). The
@@ -104,7 +111,7 @@ class AttributeClassifier(StartupObjectsFrozen):
     def __is_ready__(self) -> bool:
         return self.ready
 
-    # Not BentoML-batchable: the API process sends whole batches already (serving/batcher.py),
+    # Not BentoML-batchable: the API process sends whole batches already (serving/inference/batcher.py),
     # two at a time, and BentoML's dispatcher ran them one after the other on torch's threads.
     # Side by side, a core each (as the one-process topology runs them), interleaved A/B on
     # 2 cores: resnet18 at 32 clients 133 -> 153 req/s, at 64 138 -> 167; the demo model's p50

@@ -51,8 +51,8 @@ from models.alignment import align_face
 from models.preprocess import FacePreset, to_rgb
 from models.runtime import ModelRuntime
 from models.store import load_runtime, read_card, require_model, store_home
-from serving.detection import MIN_SCORE, at_detection_scale, detect_faces, shape_model_file
-from serving.images import decode_image, faces_in_photo
+from serving.inference.detection import MIN_SCORE, at_detection_scale, detect_faces, shape_model_file
+from serving.inference.images import decode_image, faces_in_photo
 from serving.settings import DETECTION_SIDE_ENV, MAX_FACES_ENV, MAX_PIXELS_ENV, Settings
 
 MIB = 2**20

@@ -3,7 +3,7 @@
     python -m bench.detectors                     # every candidate (about 2 minutes on 2 cores)
     python -m bench.detectors --skip-cnn --lfw 20 # the quick ones, on 20 LFW faces and non-faces
 
-A one-off (not part of ``make bench``): it measured the choice ``serving/detection.py`` made.
+A one-off (not part of ``make bench``): it measured the choice ``serving/inference/detection.py`` made.
 Candidates, each where importable: dlib's HOG detector (what ``/detect`` serves: no upsampling,
 ``MIN_SCORE``), the same at dlib's own threshold 0 and with one upsampling (finds smaller faces,
 about 4x the time); dlib's CNN (MMOD) detector from the face-recognition-models package (seconds
@@ -49,8 +49,8 @@ from harness.photos import (
     overlap,
 )
 from models.preprocess import to_rgb
-from serving.detection import MIN_SCORE, at_detection_scale, shape_model_file
-from serving.images import decode_image
+from serving.inference.detection import MIN_SCORE, at_detection_scale, shape_model_file
+from serving.inference.images import decode_image
 from serving.settings import DETECTION_SIDE_ENV, MAX_PIXELS_ENV, Settings
 
 MATCH_IOU = 0.5

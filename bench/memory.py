@@ -11,7 +11,7 @@
    rest after start-up, after ``--seconds`` of 32 closed-loop clients, and ``QUIET_S`` after that
    load. The growth under load is what requests leave behind: thread stacks, allocator arenas,
    caches; the last figure, what a server gives back once a burst is over (the BentoML model
-   workers trim glibc's heap after a quiet second, ``serving/memory.py``).
+   workers trim glibc's heap after a quiet second, ``serving/process/memory.py``).
 Writes ``memory.md`` and ``memory.json`` into ``--out``.
 """
 

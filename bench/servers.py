@@ -3,7 +3,7 @@
 Each starts on loopback as its users run it and yields a ``Server``: where to send requests, how
 to encode them, the process whose tree does the work, and (BentoML only) its batch counters.
 TorchServe serves the project's own ``.mar`` export, so it runs the same TorchScript file and the
-same decoding and preprocessing (``serving/images.py``) inside its Python workers.
+same decoding and preprocessing (``serving/inference/images.py``) inside its Python workers.
 """
 
 import os

@@ -47,7 +47,7 @@ from bench.sized_model import BENCH_MODELS, BenchModel, bench_model
 from harness.faces import face_jpeg
 from harness.load import closed_loop
 from models.store import load_runtime, read_card, require_model
-from serving.images import pixels_from_upload
+from serving.inference.images import pixels_from_upload
 from serving.settings import MAX_PIXELS_ENV, MODEL_ENV, Settings
 
 MIB = 2**20

@@ -5,7 +5,7 @@
 
 The archive holds the stored ``model.pt`` (byte for byte), the model card, the handler
 (``exporters/torchserve_handler.py``) and the project's modules it imports, found by following
-its imports (``models/``, ``serving/images.py`` and what that needs; no HTTP layer), so TorchServe
+its imports (``models/``, ``serving/inference/images.py`` and what that needs; no HTTP layer), so TorchServe
 decodes and preprocesses exactly as the BentoML service does. Needs ``torch-model-archiver``.
 """
 

@@ -15,7 +15,7 @@ from typing import Any
 from models.card import ModelCard
 from models.runtime import ModelRuntime
 from serving.errors import ServiceError
-from serving.images import decode_each, decoded_pixels, rejoin
+from serving.inference.images import decode_each, decoded_pixels, rejoin
 from serving.settings import MAX_PIXELS_ENV, Settings
 
 CARD_FILE = "card.json"

@@ -1,7 +1,7 @@
 """Face alignment the way CelebA's ``img_align_celeba`` is aligned: five landmarks -> a 178x218 crop.
 
 The models learn from CelebA's aligned crops, where every face's eyes, nose and mouth corners sit
-near the same places. A face found in a photo (``serving/detection.py``) is warped with the
+near the same places. A face found in a photo (``serving/inference/detection.py``) is warped with the
 similarity transform (rotation, uniform scale, shift) that best moves its five landmarks onto those
 places, so it reaches the unchanged preprocessing looking like a training image.
 

@@ -1,7 +1,13 @@
 """An upload in, a prediction out: the HTTP serving layer around ``models/``.
 
-The settings, the errors and their handlers, the edge (token, limits, upload checks), decoding
-uploads into model pixels, the predictions' JSON, in-process batching, graceful shutdown, the
-OpenAPI document and the pages, the Open Inference Protocol, and the offline predict command.
-``service.py`` declares the BentoML services from these parts. Nothing here imports ``train/``.
+Grouped by job, each a package whose opening says more:
+- ``api/``: the HTTP edge (token, limits, one parse of each upload), error answers, the FastAPI
+  app, the OpenAPI document and the pages;
+- ``oip/``: the Open Inference Protocol (KServe v2), its wire format and routes;
+- ``inference/``: the request path, decoding, face detection, batching and the answers' JSON;
+- ``process/``: what each serving process tunes about itself, applied by one call.
+Beside them, shared by all: ``settings.py`` (every ``FACE_ATTRIBUTES_*`` variable), ``errors.py``
+(every error a caller can get), ``served.py`` (the running service as routes see it) and
+``predict.py`` (the offline command). ``service.py`` declares the BentoML services from these
+parts. Nothing here imports ``train/``.
 """

@@ -5,7 +5,8 @@ and what is accepted. Callers get ``{"error": code, "message": ...}``; on the Op
 Protocol's routes (``/v2``) they get that protocol's ``{"error": message}``. Errors raised by
 BentoML, Starlette or pydantic are mapped to the same codes by ``reshape``. The OpenAPI document
 builds its error examples with the constructors below, so it shows what is really sent.
-Pure Python: the TorchServe handler uses these classes too. ``handlers.py`` turns them into answers.
+Pure Python: the TorchServe handler uses these classes too. ``serving/api/handlers.py`` turns
+them into answers.
 """
 
 import json
@@ -80,7 +81,7 @@ class BadRequest(
 class InvalidImage(
     BadRequest, code="invalid_image", summary="Not an image, or an image whose data is truncated or corrupt"
 ):
-    """An upload that is not an image this service can decode (``images.py`` says which)."""
+    """An upload that is not an image this service can decode (``serving/inference/images.py`` says which)."""
 
 
 class Unauthorized(ServiceError, status=401, code="unauthorized", summary="Missing or wrong bearer token"):

@@ -31,8 +31,8 @@ from models.card import ModelCard
 from models.names import DEFAULT_MODEL_TAG
 from models.store import ModelUnusableError, load_runtime, read_card, require_model
 from serving.errors import ServiceError
-from serving.images import faces_in_photo, pixels_from_upload
-from serving.predictions import Detection, Prediction, to_detection, to_prediction
+from serving.inference.images import faces_in_photo, pixels_from_upload
+from serving.inference.predictions import Detection, Prediction, to_detection, to_prediction
 from serving.settings import (
     DETECTION_SIDE_ENV,
     MAX_FACES_ENV,

@@ -1,5 +1,5 @@
 """The running service, as the FastAPI routes (``/metadata``, ``/docs.json``, ``/v2``) and the
-prediction routes (``serving/direct.py``) see it."""
+prediction routes (``serving/api/direct.py``) see it."""
 
 from typing import Any, Protocol, cast
 
@@ -7,7 +7,7 @@ import bentoml
 import numpy as np
 
 from models.card import ModelCard
-from serving.predictions import Detection, ModelMetadata, Prediction
+from serving.inference.predictions import Detection, ModelMetadata, Prediction
 
 
 class Served(Protocol):

@@ -15,7 +15,7 @@ from harness.faces import face
 from harness.photos import astronaut
 from harness.server import ROOT
 from models.alignment import CELEBA_LANDMARKS, CELEBA_SIZE, align_face, apply_transform, similarity_transform
-from serving.detection import DetectedFace, detect_faces
+from serving.inference.detection import DetectedFace, detect_faces
 
 OUT = ROOT / "runs" / "aligned"
 

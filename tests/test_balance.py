@@ -1,4 +1,4 @@
-"""serving/balance.py in-process: real child processes holding real sockets stand for the workers."""
+"""serving/process/balance.py in-process: real child processes holding real sockets stand for the workers."""
 
 import asyncio
 import os
@@ -11,9 +11,9 @@ from typing import Any
 import psutil
 import pytest
 
-from serving.balance import ConnectionBalance, WorkerConnections, open_files, open_sockets
-from serving.handlers import Message
-from serving.siblings import Siblings
+from serving.api.handlers import Message
+from serving.process.balance import ConnectionBalance, WorkerConnections, open_files, open_sockets
+from serving.process.siblings import Siblings
 
 # Opens $SOCKETS sockets, says so, and holds them: the command line is the same for every count,
 # so the processes are siblings as BentoML's workers are (they differ by --worker-id only).

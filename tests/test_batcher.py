@@ -5,7 +5,7 @@ import asyncio
 import numpy as np
 import pytest
 
-from serving.batcher import MicroBatcher
+from serving.inference.batcher import MicroBatcher
 
 
 class RecordingModel:

@@ -175,7 +175,7 @@ def test_detection_benchmark_times_each_step_and_prices_detect_against_predict(
 
 
 def test_detectors_benchmark_compares_recall_false_positives_and_speed(tmp_path: Path) -> None:
-    from serving.detection import MIN_SCORE
+    from serving.inference.detection import MIN_SCORE
 
     args = ["--lfw", "3", "--repeats", "1", "--cnn-max-side", "160", "--out", str(tmp_path)]
     output = run_module("bench.detectors", *args, home=tmp_path)

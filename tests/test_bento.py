@@ -51,7 +51,9 @@ def test_build_embeds_the_model_and_only_serving_code(built: tuple[Path, str], t
     assert f"tag: {trained.tag}" in manifest
     source = bento / "src"
     assert (source / "service.py").is_file() and (source / "models" / "network.py").is_file()
-    assert (source / "serving" / "edge.py").is_file() and (source / "web" / "ui.html").is_file()
+    assert (source / "web" / "ui.html").is_file()
+    shipped = {path.relative_to(source) for path in (source / "serving").rglob("*.py")}
+    assert shipped == {path.relative_to(ROOT) for path in (ROOT / "serving").rglob("*.py")}
     for absent in ("train", "exporters", "harness", "bench", "tests", "deploy"):
         assert not (source / absent).exists(), f"the bento ships {absent}/"
     requirements = (bento / "env" / "python" / "requirements.txt").read_text()

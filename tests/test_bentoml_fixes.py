@@ -1,4 +1,5 @@
-"""serving/bentoml_fixes.py in-process: BentoML's timeout and request metrics, the same with less work."""
+"""serving/process/bentoml_fixes.py in-process: BentoML's timeout and request metrics, the same
+with less work."""
 
 import asyncio
 import json
@@ -10,8 +11,8 @@ import pytest
 from bentoml._internal.server.http.instruments import RunnerTrafficMetricsMiddleware
 from bentoml._internal.server.http.traffic import TimeoutMiddleware
 
-from serving import bentoml_fixes
-from serving.bentoml_fixes import METRICS, ORIGINALS, TIMEOUT, cheaper_metrics, cheaper_timeout
+from serving.process import bentoml_fixes
+from serving.process.bentoml_fixes import METRICS, ORIGINALS, TIMEOUT, cheaper_metrics, cheaper_timeout
 
 Message = dict[str, Any]
 App = Callable[[Message, Any, Any], Awaitable[None]]

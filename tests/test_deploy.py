@@ -17,7 +17,7 @@ from bentoml._internal.cloud.schemas.schemasv2 import CreateDeploymentSchema
 from bentoml._internal.utils.cattr import bentoml_cattr
 
 from harness.server import ROOT
-from serving.batcher import WORKER_CALLS_IN_FLIGHT
+from serving.inference.batcher import WORKER_CALLS_IN_FLIGHT
 from serving.settings import TOKEN_ENV
 
 DEPLOY = ROOT / "deploy"

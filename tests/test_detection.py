@@ -1,5 +1,6 @@
-"""serving/detection.py and ``serving.images.faces_in_photo``: the faces a person sees in real
-photographs, found with boxes over them, capped, upright and scaled back to the photo's pixels.
+"""serving/inference/detection.py and ``serving.inference.images.faces_in_photo``: the faces a
+person sees in real photographs, found with boxes over them, capped, upright and scaled back to
+the photo's pixels.
 
 The photos ship in scikit-image and matplotlib; their faces were labelled by eye
 (``harness/photos.py``). A detection matches a labelled face when they overlap (IoU) over 0.5.
@@ -15,8 +16,8 @@ from PIL import Image
 from harness.faces import encoded
 from harness.photos import Photo, astronaut, grace_hopper, group_photo, no_face_photos, overlap
 from models.preprocess import FacePreset
-from serving.detection import detect_faces
-from serving.images import faces_in_photo
+from serving.inference.detection import detect_faces
+from serving.inference.images import faces_in_photo
 from serving.settings import MAX_FACES_ENV
 
 PRESET = FacePreset(resize_size=64, crop_size=64)

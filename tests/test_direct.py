@@ -1,4 +1,4 @@
-"""serving/direct.py in-process: the prediction routes answered from the edge's parsed uploads."""
+"""serving/api/direct.py in-process: the prediction routes answered from the edge's parsed uploads."""
 
 import asyncio
 import json
@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from serving.direct import UPLOADS_KEY, DirectPredictions
+from serving.api.direct import UPLOADS_KEY, DirectPredictions
 from serving.errors import InvalidImage
-from serving.predictions import AttributeScore, Prediction
+from serving.inference.predictions import AttributeScore, Prediction
 
 Message = dict[str, Any]
 

@@ -1,4 +1,4 @@
-"""The HTTP edge (``serving/edge.py``) around a stub ASGI app, in process, without BentoML.
+"""The HTTP edge (``serving/api/edge.py``) around a stub ASGI app, in process, without BentoML.
 
 Covers the bearer token, the body limit (declared and streamed), the upload checks at the door,
 which requests are not body-checked, the one error shape on errors the app answers (``/v2`` kept
@@ -14,8 +14,8 @@ from unittest.mock import AsyncMock
 import httpx
 import pytest
 
-from serving.direct import UPLOADS_KEY
-from serving.edge import Edge
+from serving.api.direct import UPLOADS_KEY
+from serving.api.edge import Edge
 from serving.errors import BY_STATUS, SERVER_ERROR_MESSAGE
 from serving.settings import MAX_BODY_ENV, MAX_IMAGES_ENV, TOKEN_ENV, Settings
 

@@ -1,4 +1,4 @@
-"""serving/garbage.py, in-process: start-up's objects frozen out of the collector's passes."""
+"""serving/process/garbage.py, in-process: start-up's objects frozen out of the collector's passes."""
 
 import gc
 import weakref
@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from serving.garbage import StartupObjectsFrozen
+from serving.process.garbage import StartupObjectsFrozen
 
 
 class Cycle:

@@ -11,7 +11,7 @@ import pytest
 from harness.faces import face_jpeg
 from models.preprocess import FacePreset
 from models.runtime import ModelRuntime
-from serving.images import pixels_from_upload
+from serving.inference.images import pixels_from_upload
 from serving.settings import Settings
 
 from .conftest import TrainedModel

@@ -1,4 +1,4 @@
-"""Where errors become HTTP answers (``serving/handlers.py``), in process.
+"""Where errors become HTTP answers (``serving/api/handlers.py``), in process.
 
 Covers ``json_errors`` on a BentoML-style API method, ``add_error_handlers`` on a small FastAPI app
 (both error shapes, Starlette's 404/405 and ``HTTPException``), ``send_error`` on a bare ASGI
@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 
+from serving.api.handlers import ShapedErrors, add_error_handlers, json_errors, send_error
 from serving.errors import (
     SERVER_ERROR_MESSAGE,
     BadRequest,
@@ -25,7 +26,6 @@ from serving.errors import (
     Unauthorized,
     WorkerUnavailable,
 )
-from serving.handlers import ShapedErrors, add_error_handlers, json_errors, send_error
 
 Message = dict[str, Any]
 

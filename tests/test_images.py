@@ -9,7 +9,7 @@ from PIL import Image
 from harness.faces import encoded, face
 from models.preprocess import FacePreset, to_rgb
 from serving.errors import ImageTooLarge, InvalidImage, UnsupportedImageFormat
-from serving.images import (
+from serving.inference.images import (
     QUICK_DECODE_PIXELS,
     decode_each,
     decode_image,

@@ -1,4 +1,4 @@
-"""serving/memory.py, in-process: glibc's trim after a burst of passes, never during one."""
+"""serving/process/memory.py, in-process: glibc's trim after a burst of passes, never during one."""
 
 import time
 
@@ -6,7 +6,7 @@ import numpy as np
 import psutil
 import pytest
 
-from serving.memory import FreedMemoryTrim, glibc_malloc_trim
+from serving.process.memory import FreedMemoryTrim, glibc_malloc_trim
 
 pytestmark = pytest.mark.skipif(glibc_malloc_trim() is None, reason="needs glibc")
 

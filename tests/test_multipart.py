@@ -1,4 +1,4 @@
-"""The edge's multipart fast path (``serving/multipart.py`` ``file_parts``): it reads what real
+"""The edge's multipart fast path (``serving/api/multipart.py`` ``file_parts``): it reads what real
 clients send, leaves every other body to Starlette's parser, and never disagrees with it."""
 
 import asyncio
@@ -9,9 +9,9 @@ import httpx
 import pytest
 import urllib3
 
-from serving.edge import parsed_by_starlette
+from serving.api.edge import parsed_by_starlette
+from serving.api.multipart import file_parts
 from serving.errors import ServiceError
-from serving.multipart import file_parts
 
 # Bytes a naive parser trips on: CRLFs, dashes and a boundary-like line inside the file.
 DATA = b"\xff\xd8" + bytes(range(256)) * 3 + b"\r\n--x\r\n--\r\n\r\n"

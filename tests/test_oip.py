@@ -1,4 +1,4 @@
-"""The Open Inference Protocol's wire format (``serving/oip.py``) on raw bytes, without a server.
+"""The Open Inference Protocol's wire format (``serving/oip/wire.py``) on raw bytes, without a server.
 
 Requests are built by hand (JSON with base64 BYTES, and the binary tensor data extension: a JSON
 header, ``Inference-Header-Content-Length``, then length-prefixed elements) and by
@@ -18,7 +18,7 @@ import tritonclient.http as triton
 from models.attributes import ATTRIBUTES
 from models.names import PROTOCOL_MODEL_NAME
 from serving.errors import BadRequest
-from serving.oip import (
+from serving.oip.wire import (
     HEADER_LENGTH,
     INPUT_NAME,
     OUTPUT_NAME,

@@ -1,4 +1,4 @@
-"""The Open Inference Protocol's faces model (``face_attributes_faces``, ``serving/oip.py``) on raw
+"""The Open Inference Protocol's faces model (``face_attributes_faces``, ``serving/oip/wire.py``) on raw
 bytes, without a server: its metadata, and its outputs built from ``/detect``'s answers (made here
 by ``to_detection``), as JSON and binary tensors, read back by tritonclient.
 """
@@ -11,10 +11,10 @@ import tritonclient.http as triton
 
 from models.attributes import ATTRIBUTES
 from models.names import FACES_PROTOCOL_MODEL_NAME
-from serving.detection import DetectedFace
-from serving.images import FacesInPhoto
-from serving.oip import HEADER_LENGTH, InferRequest, face_tensors, infer_response, model_metadata
-from serving.predictions import Detection, to_detection
+from serving.inference.detection import DetectedFace
+from serving.inference.images import FacesInPhoto
+from serving.inference.predictions import Detection, to_detection
+from serving.oip.wire import HEADER_LENGTH, InferRequest, face_tensors, infer_response, model_metadata
 
 from .cards import make_card
 

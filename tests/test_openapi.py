@@ -1,4 +1,4 @@
-"""serving/openapi.py: BentoML's OpenAPI document, rewritten to describe the face-attribute service.
+"""serving/api/openapi.py: BentoML's OpenAPI document, rewritten to describe the face-attribute service.
 
 ``document_service`` runs on a fixed, hand-written spec shaped like BentoML 1.4's (int-keyed 200s,
 its own 400/404/500 error responses and schemas) and a model card built here: no server, no model.
@@ -13,7 +13,7 @@ import pytest
 
 from models.attributes import ATTRIBUTES
 from models.card import ModelCard
-from serving.openapi import (
+from serving.api.openapi import (
     INFRASTRUCTURE_DESCRIPTIONS,
     OPERATIONS,
     Examples,

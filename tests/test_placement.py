@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from harness.faces import encoded, face
-from serving.placement import Upload, run_blocking
+from serving.inference.placement import Upload, run_blocking
 
 SMALL = encoded(face(0), "JPEG")
 # Few bytes, many pixels: a flat PNG this size takes tens of milliseconds to decode.

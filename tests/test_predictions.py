@@ -1,4 +1,4 @@
-"""How probabilities become the JSON a caller gets (``serving/predictions.py`` ``to_prediction``):
+"""How probabilities become the JSON a caller gets (``serving/inference/predictions.py`` ``to_prediction``):
 every attribute once, most probable first, ``present`` by each attribute's own threshold."""
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from models.attributes import ATTRIBUTES
-from serving.predictions import Prediction, to_prediction
+from serving.inference.predictions import Prediction, to_prediction
 
 from .cards import THRESHOLDS, make_card
 

@@ -1,7 +1,7 @@
 """The one-process topology's workers end with even shares of the keep-alive connections.
 
 Its workers accept from one shared socket, and new clients arriving together tend to land on
-one of them (``serving/balance.py``); the split's API is a single process.
+one of them (``serving/process/balance.py``); the split's API is a single process.
 """
 
 import asyncio

@@ -66,7 +66,7 @@ def test_a_users_arena_count_stands(trained: TrainedModel) -> None:
 
 
 def test_every_worker_froze_its_start_up_objects(server: str, server_log: Path) -> None:
-    """BentoML ran the startup hook of serving/garbage.py in each process that built the service."""
+    """BentoML ran the startup hook of serving/process/garbage.py in each process that built the service."""
     deadline = time.monotonic() + 10  # a worker logs its hook just after its "initialized"
     while True:
         log = server_log.read_text()

@@ -15,7 +15,7 @@ from harness.metrics import batch_counters
 from harness.photos import Photo, astronaut, group_photo, no_face_photos, overlap
 from models.alignment import align_face
 from models.attributes import ATTRIBUTES
-from serving.detection import detect_faces
+from serving.inference.detection import detect_faces
 from serving.settings import MAX_FACES_ENV
 
 pytestmark = pytest.mark.slow

@@ -1,4 +1,4 @@
-"""serving/siblings.py in-process: real child processes of this test stand for BentoML's workers."""
+"""serving/process/siblings.py in-process: real child processes of this test stand for BentoML's workers."""
 
 import subprocess
 import sys
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import psutil
 import pytest
 
-from serving.siblings import Siblings, without_worker_id
+from serving.process.siblings import Siblings, without_worker_id
 
 SLEEP = [sys.executable, "-c", "import time; time.sleep(60)"]
 

@@ -12,7 +12,7 @@ from harness.faces import encoded, face, face_jpeg
 from harness.photos import astronaut, overlap
 from harness.server import predicted_probabilities
 from models.attributes import ATTRIBUTES
-from serving.edge import UPLOADS
+from serving.api.edge import UPLOADS
 
 from .browser import Tab
 

@@ -35,8 +35,13 @@ def torchserve_url(archive: Path) -> Iterator[str]:
 def test_the_archive_carries_the_services_decoding_and_no_http_layer(archive: Path) -> None:
     names = set(zipfile.ZipFile(archive).namelist())
     assert {"model.pt", "card.json", "torchserve_handler.py"} <= names
-    assert {"serving/images.py", "serving/errors.py", "models/preprocess.py", "models/runtime.py"} <= names
-    for absent in ("serving/edge.py", "serving/openapi.py", "serving/pages.py", "service.py"):
+    assert {
+        "serving/inference/images.py",
+        "serving/errors.py",
+        "models/preprocess.py",
+        "models/runtime.py",
+    } <= names
+    for absent in ("serving/api/edge.py", "serving/api/openapi.py", "serving/api/pages.py", "service.py"):
         assert absent not in names
     assert not any(name.startswith(("train/", "tests/", "harness/", "exporters/")) for name in names)
 

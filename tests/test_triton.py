@@ -16,7 +16,7 @@ from harness.faces import face_jpeg
 from harness.server import ROOT, predicted_probabilities
 from models.attributes import ATTRIBUTES
 from models.preprocess import FacePreset
-from serving.images import pixels_from_upload
+from serving.inference.images import pixels_from_upload
 from serving.settings import Settings
 
 from .conftest import TrainedModel

@@ -1,7 +1,7 @@
 """The upload routes answered from the edge's own parse of the upload, not through BentoML's.
 
-The edge (``serving/edge.py``) parses every ``/predict``, ``/predict_batch`` and ``/detect`` body to check it,
-and hands the uploaded bytes on in the ASGI scope. BentoML's path for an API method would then
+The edge (``edge.py``) parses every ``/predict``, ``/predict_batch`` and ``/detect`` body to
+check it, and hands the uploaded bytes on in the ASGI scope. BentoML's path for an API method would then
 parse the multipart body a second time, write each upload to a temporary file for the ``Path``
 argument, validate it with pydantic and route it through Starlette's router: measured under 32
 clients, about half of the event loop's time per request (README, "Performance"). This ASGI
@@ -16,9 +16,9 @@ from collections.abc import Callable
 
 from pydantic import TypeAdapter
 
+from serving.api.handlers import ASGIApp, Receive, Scope, Send, send_error, send_json_bytes
 from serving.errors import ServiceError
-from serving.handlers import ASGIApp, Receive, Scope, Send, send_error, send_json_bytes
-from serving.predictions import Prediction
+from serving.inference.predictions import Prediction
 from serving.served import Served, served
 
 logger = logging.getLogger("face_attributes")

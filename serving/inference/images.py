@@ -16,8 +16,8 @@ from PIL import Image, UnidentifiedImageError
 
 from models.alignment import align_face
 from models.preprocess import FacePreset, to_rgb
-from serving.detection import DetectedFace, detect_faces
 from serving.errors import ImageTooLarge, InvalidImage, ServiceError, UnsupportedImageFormat
+from serving.inference.detection import DetectedFace, detect_faces
 from serving.settings import MAX_FACES_ENV, MAX_PIXELS_ENV
 
 # Pillow's own bomb guard raises at a fixed 179 MP; ours (below) is configurable and clearer.

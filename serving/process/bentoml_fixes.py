@@ -37,7 +37,7 @@ from bentoml._internal.server.http.instruments import RunnerTrafficMetricsMiddle
 from bentoml._internal.server.http.traffic import TimeoutMiddleware
 from starlette.responses import JSONResponse
 
-from serving.handlers import Message, Receive, Scope, Send
+from serving.api.handlers import Message, Receive, Scope, Send
 
 logger = logging.getLogger("face_attributes")
 PATCHED_VERSION = "1.4.39"
@@ -161,7 +161,7 @@ REPLACEMENTS = {TIMEOUT: cheaper_timeout, METRICS: cheaper_metrics}
 def apply() -> bool:
     """Put the replacements in place (once per process); False, with a warning, where BentoML differs."""
     if differences := upstream_differences():
-        logger.warning("BentoML's own middlewares kept (serving/bentoml_fixes.py was written for "
+        logger.warning("BentoML's own middlewares kept (serving/process/bentoml_fixes.py was written for "
                        "bentoml %s): %s", PATCHED_VERSION, ", ".join(differences))  # fmt: skip
         return False
     for (owner, name), replacement in REPLACEMENTS.items():

@@ -1,6 +1,6 @@
 """The Open Inference Protocol's HTTP routes, mounted on the service's FastAPI app.
 
-Thin: ``oip.py`` reads and writes the wire format; the served BentoML service instance decodes,
+Thin: ``wire.py`` reads and writes the wire format; the served BentoML service instance decodes,
 batches and runs the model, as for ``/predict``. Errors (``ServiceError``) are answered in the
 protocol's shape by ``handlers.add_error_handlers``. Two models: ``face_attributes`` (an image's
 probabilities, as ``/predict``) and ``face_attributes_faces`` (its faces', as ``/detect``).
@@ -15,9 +15,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from models.names import FACES_PROTOCOL_MODEL_NAME, STORE_NAME
-from serving import oip
 from serving.errors import NotFound, ServiceError
-from serving.predictions import Detection
+from serving.inference.predictions import Detection
+from serving.oip import wire
 from serving.served import Served, served
 
 router = APIRouter(include_in_schema=False)  # described in the README, not in /docs.json
@@ -25,15 +25,15 @@ router = APIRouter(include_in_schema=False)  # described in the README, not in /
 
 def service_for(name: str) -> Served:
     """The service instance; a 404 for a model name it does not serve."""
-    if name not in oip.MODELS:
-        models = " and ".join(map(repr, oip.MODELS))
+    if name not in wire.MODELS:
+        models = " and ".join(map(repr, wire.MODELS))
         raise NotFound(f"unknown model {name!r}; this server has {models}")
     return served()
 
 
 @router.get("/v2")
 def server_metadata() -> dict[str, Any]:
-    return {"name": STORE_NAME, "version": bentoml.__version__, "extensions": oip.EXTENSIONS}
+    return {"name": STORE_NAME, "version": bentoml.__version__, "extensions": wire.EXTENSIONS}
 
 
 @router.get("/v2/health/live")
@@ -45,7 +45,7 @@ async def health() -> Response:
 @router.get("/v2/models/{name}")
 def model_metadata(name: str) -> JSONResponse:
     service = service_for(name)
-    return JSONResponse(oip.model_metadata(name, service.model.tag.version, service.card.attributes))
+    return JSONResponse(wire.model_metadata(name, service.model.tag.version, service.card.attributes))
 
 
 @router.get("/v2/models/{name}/ready")
@@ -57,13 +57,13 @@ async def model_ready(name: str) -> Response:
 async def infer(name: str, request: Request) -> Response:
     """Encoded images in (BYTES); their probabilities, or their faces', out: JSON or binary tensors."""
     service = service_for(name)
-    parsed = oip.parse_infer_request(await request.body(), request.headers.get(oip.HEADER_LENGTH))
+    parsed = wire.parse_infer_request(await request.body(), request.headers.get(wire.HEADER_LENGTH))
     # A bad image: 400/413/415; no worker: 503.
     if name == FACES_PROTOCOL_MODEL_NAME:
-        tensors = oip.face_tensors(await detections(service, parsed.images), service.card.attributes)
+        tensors = wire.face_tensors(await detections(service, parsed.images), service.card.attributes)
     else:
-        tensors = {oip.OUTPUT_NAME: await service.probabilities(parsed.images)}
-    body, headers = oip.infer_response(parsed, name, service.model.tag.version, tensors)
+        tensors = {wire.OUTPUT_NAME: await service.probabilities(parsed.images)}
+    body, headers = wire.infer_response(parsed, name, service.model.tag.version, tensors)
     return Response(body, headers=headers)
 
 

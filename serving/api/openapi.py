@@ -16,8 +16,7 @@ import numpy as np
 
 from models.attributes import ATTRIBUTES
 from models.card import ModelCard
-from serving.detection import DetectedFace
-from serving.edge import PROTECTED, PROTECTED_PREFIXES, UPLOADS, is_protected
+from serving.api.edge import PROTECTED, PROTECTED_PREFIXES, UPLOADS, is_protected
 from serving.errors import (
     BadRequest,
     InvalidImage,
@@ -28,8 +27,9 @@ from serving.errors import (
     WorkerUnavailable,
     reshape,
 )
-from serving.images import ACCEPTED, EXAMPLE_UNSUPPORTED, NOT_AN_IMAGE, too_large, unsupported
-from serving.predictions import Detection, ModelMetadata, to_face, to_prediction
+from serving.inference.detection import DetectedFace
+from serving.inference.images import ACCEPTED, EXAMPLE_UNSUPPORTED, NOT_AN_IMAGE, too_large, unsupported
+from serving.inference.predictions import Detection, ModelMetadata, to_face, to_prediction
 from serving.settings import MAX_BODY_ENV, MAX_FACES_ENV, MAX_IMAGES_ENV, MAX_PIXELS_ENV, TOKEN_ENV, Settings
 
 TITLE = "face-attributes"

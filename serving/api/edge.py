@@ -5,8 +5,8 @@
   is read; a ``Content-Length`` over the limit is refused before any byte is read.
 - Uploads are checked at the door: multipart, the right field, a file in it, no stray
   fields, not too many images. Their files go on in the ASGI scope, parsed once (the plain shape
-  clients send by ``serving/multipart.py``, any other body by Starlette's parser): the
-  prediction routes are answered from them (``serving/direct.py``).
+  clients send by ``serving/api/multipart.py``, any other body by Starlette's parser): the
+  prediction routes are answered from them (``serving/api/direct.py``).
 - Every 4xx/5xx answer, BentoML's and Starlette's included, leaves in the one error shape
   (``handlers.ShapedErrors``); the Open Inference Protocol's routes keep that protocol's shape.
 """
@@ -20,7 +20,9 @@ from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 
-from serving.direct import UPLOADS_KEY
+from serving.api.direct import UPLOADS_KEY
+from serving.api.handlers import ASGIApp, Message, Receive, Scope, Send, ShapedErrors, send_error
+from serving.api.multipart import file_parts
 from serving.errors import (
     BadRequest,
     PayloadTooLarge,
@@ -29,8 +31,6 @@ from serving.errors import (
     UnsupportedMediaType,
     is_protocol_path,
 )
-from serving.handlers import ASGIApp, Message, Receive, Scope, Send, ShapedErrors, send_error
-from serving.multipart import file_parts
 from serving.settings import Settings
 
 logger = logging.getLogger("face_attributes")

@@ -9,10 +9,10 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from serving import oip_routes
-from serving.handlers import add_error_handlers
-from serving.pages import add_pages
-from serving.predictions import ModelMetadata
+from serving.api.handlers import add_error_handlers
+from serving.api.pages import add_pages
+from serving.inference.predictions import ModelMetadata
+from serving.oip import routes as oip_routes
 from serving.served import served
 
 

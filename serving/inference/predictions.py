@@ -7,8 +7,8 @@ from pydantic import BaseModel, Field
 
 from models.alignment import LANDMARK_NAMES
 from models.card import ModelCard
-from serving.detection import DetectedFace
-from serving.images import FacesInPhoto
+from serving.inference.detection import DetectedFace
+from serving.inference.images import FacesInPhoto
 
 
 class AttributeScore(BaseModel):

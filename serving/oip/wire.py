@@ -1,6 +1,6 @@
 """The Open Inference Protocol (KServe v2, Triton's HTTP API): requests and responses.
 
-Only the wire format lives here; ``oip_routes.py`` serves ``/v2/...`` with it. A request it cannot
+Only the wire format lives here; ``routes.py`` serves ``/v2/...`` with it. A request it cannot
 read raises ``BadRequest``, which the protocol's routes answer as ``{"error": message}``.
 Both models take one input, ``image``: BYTES, shape ``[N]``, each element an encoded image (JPEG,
 PNG, ...). In JSON, BYTES elements are strings, so images travel base64-encoded; with the binary
@@ -27,7 +27,7 @@ import numpy as np
 from models.alignment import LANDMARK_NAMES
 from models.names import FACES_PROTOCOL_MODEL_NAME, PROTOCOL_MODEL_NAME
 from serving.errors import BadRequest
-from serving.predictions import Detection, Face
+from serving.inference.predictions import Detection, Face
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "probabilities"

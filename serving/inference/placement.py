@@ -20,7 +20,7 @@ from typing import TypeVar
 import anyio
 import numpy as np
 
-from serving.images import decodes_quickly
+from serving.inference.images import decodes_quickly
 
 Result = TypeVar("Result")
 Upload = Path | bytes | np.ndarray  # a file BentoML saved, the bytes the edge parsed, or a face's pixels

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import psutil
 
-from serving.handlers import ASGIApp, Message, Receive, Scope, Send
-from serving.siblings import Siblings
+from serving.api.handlers import ASGIApp, Message, Receive, Scope, Send
+from serving.process.siblings import Siblings
 
 CHECK_EVERY_S = 0.1
 SIBLINGS_EVERY_S = 10.0  # the manager restarts a dead worker under a new pid

@@ -6,7 +6,7 @@ measured on 2 cores, about 4 % of a request's CPU in the one-process topology at
 httpx, requests, aiohttp, curl and browsers all send the same plain shape: a file in every part,
 ``form-data; name="..."; filename="..."``, CRLF line ends, no preamble. ``file_parts`` reads
 exactly that shape and answers ``None`` for anything else, well-formed or not, so Starlette's
-parser decides every other body and words every error (``serving/edge.py``). Tests check both
+parser decides every other body and words every error (``serving/api/edge.py``). Tests check both
 agree on whatever ``file_parts`` accepts, bodies mutated at random included.
 """
 
