@@ -1,15 +1,12 @@
 """The face-attributes HTTP service: an image in, every attribute's probability out.
 
-BentoML declarations only; the parts live in ``serving/`` (settings, edge, errors, decoding,
-batching, OpenAPI, pages, Open Inference Protocol) and the model in ``models/``.
-Two topologies, the same API (``/predict``, ``/predict_batch``, ``/metadata``):
-- ``FaceAttributes`` (the default of the bento and its image): the API process decodes
-  and validates each upload, applies the shared preprocessing and batches concurrent requests'
-  uint8 pixels; the ``AttributeClassifier`` worker (a GPU when there is one) runs the
-  TorchScript model on those batches. Decoding scales apart from inference: the shape for a GPU.
-- ``FaceAttributesOneProcess``: decoding and inference in the same process, one process per
-  CPU core, batched in-process. No second HTTP hop: on a CPU-only host it answers about twice the
-  requests per second of the split (``make bench``, README "Performance").
+BentoML declarations only: the request path lives in ``serving/inference/``, the HTTP edge and
+pages in ``serving/api/``, the Open Inference Protocol in ``serving/oip/``, process tuning in
+``serving/process/`` and the model in ``models/``. Two topologies, the same API:
+- ``FaceAttributes`` (the default of the bento and its image): the API process decodes and
+  batches uploads; the ``AttributeClassifier`` worker (a GPU when there is one) runs the model.
+- ``FaceAttributesOneProcess``: decoding and inference in one process, one process per CPU core;
+  on a CPU-only host about twice the split's requests per second (docs/performance.md).
 
     bentoml serve                                  # http://localhost:3000, Swagger UI at /
     bentoml serve service:FaceAttributesOneProcess
@@ -20,8 +17,7 @@ The bento (``bentofile.yaml``) serves ``Selected``: ``FaceAttributes`` unless
 
 import functools
 import logging
-import os
-from abc import ABC, abstractmethod
+from abc import ABC
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -29,68 +25,42 @@ import aiohttp
 import anyio
 import bentoml
 import numpy as np
-import prometheus_client
-from bentoml.exceptions import BentoMLConfigException, BentoMLException
+from bentoml.exceptions import BentoMLException
 from bentoml.validators import DType
 
-from models.openmp import spin_between_layers
-from models.store import load_runtime, read_card, require_model
+from models.store import load_runtime, require_model
 from serving.api.app import build_app
 from serving.api.direct import DirectPredictions
 from serving.api.edge import Edge
 from serving.api.handlers import json_errors
 from serving.api.openapi import Examples, document_service
-from serving.errors import ServiceError, WorkerUnavailable
-from serving.inference.batcher import WORKER_CALLS_IN_FLIGHT, MicroBatcher
-from serving.inference.images import (
-    FacesInPhoto,
-    Outcome,
-    decode_each,
-    decoded_pixels,
-    faces_in_photo,
-    rejoin,
-)
+from serving.errors import WorkerUnavailable
+from serving.inference.batcher import WORKER_CALLS_IN_FLIGHT
+from serving.inference.images import Outcome, decoded_pixels, rejoin
 from serving.inference.placement import Upload, run_blocking
-from serving.inference.predictions import Detection, ModelMetadata, Prediction, to_detection, to_prediction
-from serving.process import bentoml_fixes
+from serving.inference.predictions import Detection, Prediction
+from serving.inference.requests import RequestPath
 from serving.process.balance import ConnectionBalance
 from serving.process.garbage import StartupObjectsFrozen
-from serving.process.graceful import delay_worker_shutdown, stop_processes_before_cleanup
+from serving.process.graceful import delay_worker_shutdown
 from serving.process.memory import FreedMemoryTrim
 from serving.process.siblings import Siblings
-from serving.settings import MODEL_ENV, ONE_PROCESS, Settings, SettingsError
+from serving.process.tuning import tracing_config, tune_process
+from serving.settings import MODEL_ENV, ONE_PROCESS
 
-# BentoML records an OpenTelemetry span per request even with no exporter configured, and keeps
-# them alive after the requests end (measured: +32 MiB in the worker over 20,000 requests). The
-# processes `bentoml serve` starts inherit this default; set OTEL_SDK_DISABLED=false to trace.
-os.environ.setdefault("OTEL_SDK_DISABLED", "true")
-# Without tracing, BentoML's OpenTelemetry middleware would still make a span for every request
-# (about 0.1 ms each): every URL is excluded from it unless tracing is on.
-TRACING = {"excluded_urls": [".*"]} if os.environ["OTEL_SDK_DISABLED"].lower() == "true" else {}
-# glibc gives every thread that allocates an arena of its own (up to 8 per core), and each keeps
-# what the largest pass it ran freed. Two: resnet18's one-process tree after 32 clients held 937-951
-# MiB against 978-994, with requests/s no lower (interleaved, README). Inherited like the above.
-os.environ.setdefault("MALLOC_ARENA_MAX", "2")
-spin_between_layers()  # before torch loads: a lone request's pass on every core (models/openmp.py)
-logger = logging.getLogger("face_attributes")
-stop_processes_before_cleanup()  # takes effect in the `bentoml serve` process, which imports this file
-bentoml_fixes.apply()  # BentoML's timeout and request metrics with less work per request, same behaviour
-try:
-    SETTINGS = Settings.from_env()
-except SettingsError as error:  # BentoML prints its configuration errors without a traceback
-    raise BentoMLConfigException(str(error)) from None
+SETTINGS = tune_process()  # environment defaults and BentoML patches, each with why: serving/process/
+TRACING = tracing_config()
 MODEL = bentoml.models.BentoModel(require_model(SETTINGS.model, MODEL_ENV).tag)
-BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 WORKER_PROBE_TIMEOUT_S = 2  # the worker's /readyz answers in milliseconds, even at 64 clients
+logger = logging.getLogger("face_attributes")
 
 
 @bentoml.service(
     resources={"gpu": 1},
     traffic={"timeout": 60},
-    # BentoML's inter-service client (1.4.30+) closes its shared connection pool every
-    # 100 requests or 300 s even while requests are in flight on it, so those requests fail
-    # with "Server disconnected" (bentoml issues 5540, 5544). The pool talks to a local Unix
-    # socket that never goes stale, so recycling it buys nothing: never recycle.
+    # BentoML's inter-service client (1.4.30+) closes its shared connection pool every 100
+    # requests or 300 s even with requests in flight on it (bentoml issues 5540, 5544). The pool
+    # talks to a local Unix socket that never goes stale: never recycle it.
     runner_connection={"max_requests": 2**31 - 1, "max_age": 1e12},
 )
 class AttributeClassifier(StartupObjectsFrozen):
@@ -111,11 +81,9 @@ class AttributeClassifier(StartupObjectsFrozen):
     def __is_ready__(self) -> bool:
         return self.ready
 
-    # Not BentoML-batchable: the API process sends whole batches already (serving/inference/batcher.py),
-    # two at a time, and BentoML's dispatcher ran them one after the other on torch's threads.
-    # Side by side, a core each (as the one-process topology runs them), interleaved A/B on
-    # 2 cores: resnet18 at 32 clients 133 -> 153 req/s, at 64 138 -> 167; the demo model's p50
-    # at 1 client 8.7 -> 7.6 ms, 64 clients 521 -> 606 req/s.
+    # Not BentoML-batchable: the API process sends whole batches (serving/inference/batcher.py),
+    # two at a time, run side by side, a core each (BentoML's dispatcher ran them one after the
+    # other). Interleaved on 2 cores: resnet18 at 32 clients 133 -> 153 req/s, 64 138 -> 167.
     @bentoml.api
     async def classify(self, pixels: Annotated[np.ndarray, DType("uint8")]) -> np.ndarray:
         """(N, 3, H, W) uint8 pixels -> (N, 40) float32 probabilities; a lone call may use
@@ -132,69 +100,13 @@ class AttributeClassifier(StartupObjectsFrozen):
 ImageFile = Path  # any Content-Type: decoding, not the header, decides what is an image
 
 
-class FaceAttributesAPI(StartupObjectsFrozen, ABC):
+class FaceAttributesAPI(RequestPath, StartupObjectsFrozen, ABC):
     """The HTTP API both topologies serve; each says where inference runs (``classify``)."""
 
     model = MODEL
-    batches_in_flight = 1  # calls of ``classify`` at once
 
     def __init__(self) -> None:
-        self.card = read_card(self.model)
-        self.preset = self.card.preprocessing.preset()
-        self.tag = str(self.model.tag)
-        # Concurrent requests' uploads are decoded and classified together: one thread hop and
-        # one forward pass (or worker call) per batch, as TorchServe's batching does.
-        self.batcher = MicroBatcher(self.classify, SETTINGS.max_batch_size, self.batches_in_flight)
-        self.requests_in_flight = 0
-        # Photos wait here for the detector, which takes one at a time per process: not in the
-        # shared thread pool, where a burst of /detect would hold every thread that /predict needs.
-        self.detection_slot = anyio.CapacityLimiter(1)
-        # Made here, not at import: BentoML switches prometheus_client to its multi-process
-        # mode in each worker after this file is imported, and /metrics must see every worker.
-        self.batch_sizes = prometheus_client.Histogram(
-            "face_attributes_batch_size",
-            "Images per batch: a forward pass (one process) or a call to the worker (split)",
-            buckets=BATCH_SIZE_BUCKETS,
-        )
-
-    @abstractmethod
-    async def classify(self, uploads: list[Upload]) -> list[Outcome]:
-        """Per upload (or face already made pixels): its (40,) probabilities, or the error that
-        refused it."""
-
-    def decode(self, uploads: list[Upload]) -> list[Outcome]:
-        """Each upload's pixels or error; blocking: ``run_blocking`` says where it runs."""
-        data = [upload.read_bytes() if isinstance(upload, Path) else upload for upload in uploads]
-        return decode_each(data, self.preset, SETTINGS.max_pixels)
-
-    async def probabilities(self, images: list[Path] | list[bytes] | list[np.ndarray]) -> np.ndarray:
-        """(N, 40) probabilities for N uploads (or faces' pixels), through the batching inference path."""
-        self.requests_in_flight += 1
-        try:
-            outcomes = await self.batcher(images)
-        finally:
-            self.requests_in_flight -= 1
-        for index, outcome in enumerate(outcomes):
-            if isinstance(outcome, ServiceError):  # this request's own upload was refused
-                outcome.args = (f"images[{index}]: {outcome}",) if len(images) > 1 else outcome.args
-                raise outcome
-        return np.stack(outcomes)
-
-    async def predictions(self, images: list[Path] | list[bytes]) -> list[Prediction]:
-        """What ``/predict`` and ``/predict_batch`` answer, however they are called."""
-        return [to_prediction(p, self.card, self.tag) for p in await self.probabilities(images)]
-
-    def find_faces(self, upload: Path | bytes) -> FacesInPhoto:
-        """Decode, detect, align and preprocess; blocking, so it runs in a worker thread."""
-        data = upload.read_bytes() if isinstance(upload, Path) else upload
-        limits = SETTINGS.max_pixels, SETTINGS.max_faces, SETTINGS.detection_side
-        return faces_in_photo(data, self.preset, *limits)
-
-    async def detections(self, upload: Path | bytes) -> Detection:
-        """What ``/detect`` answers: the faces' pixels join the batches of every other request."""
-        photo = await anyio.to_thread.run_sync(self.find_faces, upload, limiter=self.detection_slot)
-        probabilities = await self.probabilities(photo.pixels) if photo.pixels else np.empty((0, 0))
-        return to_detection(photo, probabilities, self.card, self.tag)
+        super().__init__(SETTINGS)
 
     async def __is_alive__(self) -> bool:
         """/livez and the Open Inference Protocol's health: the model answers."""
@@ -217,9 +129,6 @@ class FaceAttributesAPI(StartupObjectsFrozen, ABC):
     async def detect(self, image: ImageFile) -> Detection:
         """Every face in a photo, largest first: its box, five landmarks and attributes."""
         return await self.detections(image)
-
-    def metadata(self) -> ModelMetadata:
-        return ModelMetadata(model=self.tag, **self.card.model_dump())
 
     def openapi_document(self) -> dict[str, Any]:
         return build_openapi_document(self)
@@ -258,8 +167,7 @@ class FaceAttributes(FaceAttributesAPI):
 
 # One process per CPU core, each with one torch thread under load. Measured on 2 cores at 32
 # clients: 2 processes x 1 thread 513 req/s; 1 process x 2 threads 325; 3 processes x 1 thread 498.
-# Named as the split's API: a bento serves only services its bento.yaml names, and the bento's
-# image runs this one too (FACE_ATTRIBUTES_TOPOLOGY=one-process, see Selected below).
+# Named as the split's API: a bento serves only services its bento.yaml names (see Selected).
 @bentoml.service(name="face-attributes", workers="cpu_count", traffic={"timeout": 60}, tracing=TRACING)
 @bentoml.asgi_app(app, path="/")
 class FaceAttributesOneProcess(FaceAttributesAPI):
