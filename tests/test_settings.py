@@ -29,7 +29,7 @@ from serving.settings import (
     markdown_table,
 )
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+API_DOC = Path(__file__).resolve().parent.parent / "docs" / "api.md"
 
 # A valid value for each variable, as text, and what it is read as.
 VALID: dict[str, tuple[str, Any]] = {
@@ -132,11 +132,11 @@ def test_a_settings_error_is_a_value_error() -> None:
         Settings.from_env({MAX_BODY_ENV: "ten"})
 
 
-def test_the_readme_shows_the_table_of_every_variable() -> None:
-    """The README's table is ``python -m serving.settings``: a new or changed variable shows there."""
+def test_the_api_doc_shows_the_table_of_every_variable() -> None:
+    """docs/api.md's table is ``python -m serving.settings``: a new or changed variable shows there."""
     table = markdown_table()
     assert all(f"| `{variable.name}` |" in table for variable in VARIABLES)
-    assert table in README.read_text(encoding="utf-8"), "run `python -m serving.settings` into the README"
+    assert table in API_DOC.read_text(encoding="utf-8"), "run `python -m serving.settings` into docs/api.md"
 
 
 def test_a_value_of_only_whitespace_means_unset() -> None:
