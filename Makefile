@@ -55,6 +55,7 @@ image: model engine
 test: install browser engine
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 # Memory over 20,000 requests against the served model (about 3 minutes on 2 cores).
@@ -88,6 +89,7 @@ profile: model
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: install
 	$(BIN)/ruff format .

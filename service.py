@@ -149,7 +149,8 @@ class FaceAttributes(FaceAttributesAPI):
         """Alive while the worker answers. Inside a container BentoML does not respawn a dead
         worker, so only a failing liveness probe (/livez) gets the pod restarted."""
         try:
-            return await self.classifier.is_ready(WORKER_PROBE_TIMEOUT_S)
+            ready: bool = await self.classifier.is_ready(WORKER_PROBE_TIMEOUT_S)
+            return ready
         except Exception:  # a worker that is gone refuses the connection: not alive
             return False
 
@@ -206,15 +207,21 @@ class FaceAttributesOneProcess(FaceAttributesAPI):
         return rejoin(outcomes, probabilities)
 
 
+# The decorators made both bentoml.Service objects (their classes are ``.inner``); mypy does not
+# apply class decorators, so the annotation says it.
+TOPOLOGIES: tuple[bentoml.Service[FaceAttributesAPI], ...] = (FaceAttributes, FaceAttributesOneProcess)
+
+
 @functools.cache
 def build_openapi_document(api: FaceAttributesAPI) -> dict[str, Any]:
     """Built once per process: the services and their schemas do not change while serving."""
-    service = next(s for s in (FaceAttributes, FaceAttributesOneProcess) if s.inner is type(api))
+    service = next(s for s in TOPOLOGIES if s.inner is type(api))
     return document_service(service.openapi_spec.asdict(), SETTINGS, api.tag, Examples.of(api.card, api.tag))
 
 
-FaceAttributesOneProcess.add_asgi_middleware(ConnectionBalance)  # its workers share one socket
-for topology in (FaceAttributes, FaceAttributesOneProcess):
+# Its workers share one socket (serving/process/balance.py).
+FaceAttributesOneProcess.add_asgi_middleware(ConnectionBalance)  # type: ignore[attr-defined]  # see TOPOLOGIES
+for topology in TOPOLOGIES:
     topology.add_asgi_middleware(Edge, settings=SETTINGS)  # first added: outermost
     topology.add_asgi_middleware(DirectPredictions)
 

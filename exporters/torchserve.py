@@ -36,9 +36,9 @@ def handler_sources() -> list[Path]:
     finder = modulefinder.ModuleFinder(path=[str(ROOT)])  # only the project's own modules resolve
     finder.run_script(str(HANDLER))
     files = {
-        Path(module.__file__).resolve()
+        Path(file).resolve()
         for name, module in finder.modules.items()
-        if name.split(".")[0] in PACKED and module.__file__
+        if name.split(".")[0] in PACKED and (file := module.__file__)  # type: ignore[attr-defined]  # not in typeshed
     }
     return sorted(file.relative_to(ROOT) for file in files)
 

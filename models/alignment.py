@@ -37,7 +37,8 @@ def similarity_transform(source: np.ndarray, target: np.ndarray) -> np.ndarray:
 
 def apply_transform(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
     """(N, 2) points through a 2x3 transform."""
-    return np.asarray(points, dtype=np.float64) @ matrix[:, :2].T + matrix[:, 2]
+    moved: np.ndarray = np.asarray(points, dtype=np.float64) @ matrix[:, :2].T + matrix[:, 2]
+    return moved
 
 
 def align_face(image: Image.Image, landmarks: np.ndarray) -> Image.Image:

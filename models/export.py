@@ -41,7 +41,7 @@ def export_torchscript(network: nn.Module, preset: FacePreset, path: Path) -> to
 
 
 def load_torchscript(path: Path, device: torch.device) -> torch.jit.ScriptModule:
-    module = torch.jit.load(str(path), map_location=device)
+    module: torch.jit.ScriptModule = torch.jit.load(str(path), map_location=device)
     return module.eval()
 
 

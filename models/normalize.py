@@ -8,6 +8,9 @@ from torch import Tensor, nn
 class Normalize(nn.Module):
     """uint8 NCHW batch -> float32 NCHW batch, scaled to [0, 1] then standardised."""
 
+    mean: Tensor  # buffers: nn.Module's attribute lookup is typed Tensor | Module
+    std: Tensor
+
     def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
         super().__init__()
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))

@@ -89,6 +89,6 @@ class FacePreset:
         return cls(
             resize_size=int(values["resize_size"]),
             crop_size=int(values["crop_size"]),
-            mean=tuple(values["mean"]),  # type: ignore[arg-type]
-            std=tuple(values["std"]),  # type: ignore[arg-type]
+            mean=tuple(values["mean"]),
+            std=tuple(values["std"]),
         )

@@ -29,7 +29,10 @@ class ModelRuntime:
         cap. Requests/s, interleaved against no cap (6 rounds): 212 against 220 at 32 clients,
         227 against 221 at 64, inside what two servers of the same code differ by."""
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.module = load_torchscript(torchscript_file, self.device).to(memory_format=torch.channels_last)
+        module = load_torchscript(torchscript_file, self.device)
+        self.module: torch.jit.ScriptModule = module.to(  # type: ignore[call-overload]  # not in torch's stubs
+            memory_format=torch.channels_last
+        )
         self.crop_size = crop_size
         self.slice_images = slice_images
         # The caller runs its share of a batch's slices, these the rest (threads start at first use).
@@ -73,7 +76,8 @@ class ModelRuntime:
             torch.set_num_threads(threads)
         with torch.inference_mode():
             batch = torch.from_numpy(pixels).to(self.device, non_blocking=True)
-            return self.module(batch.contiguous(memory_format=torch.channels_last)).float().cpu().numpy()
+            probabilities: torch.Tensor = self.module(batch.contiguous(memory_format=torch.channels_last))
+            return probabilities.float().cpu().numpy()
 
     def lone_image_threads(self, most: int, worth_s: float = 0.005) -> int:
         """Threads for a pass of one image: ``most`` if one thread takes at least ``worth_s``

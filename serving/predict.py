@@ -156,15 +156,17 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     except (SettingsError, ModelUnusableError) as error:
         return fail(parser.prog, [str(error)])
     card = read_card(model)
-    answers, problems = (detect if args.detect else classify)(args.images, model, card, settings)
+    if args.detect:
+        detections, problems = detect(args.images, model, card, settings)
+        tables = (format_faces(i, d) for i, d in zip(args.images, detections, strict=True))
+        answers: Sequence[BaseModel] = detections
+    else:
+        predictions, problems = classify(args.images, model, card, settings)
+        tables = (format_table(i, p) for i, p in zip(args.images, predictions, strict=True))
+        answers = predictions
     if problems:
         return fail(parser.prog, problems)
-    if args.json:
-        write(format_json(args.images, answers))
-    elif args.detect:
-        write("\n\n".join(format_faces(i, d) for i, d in zip(args.images, answers, strict=True)))
-    else:
-        write("\n\n".join(format_table(i, p) for i, p in zip(args.images, answers, strict=True)))
+    write(format_json(args.images, answers) if args.json else "\n\n".join(tables))
     return 0
 
 

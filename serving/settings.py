@@ -3,8 +3,8 @@
 ``Settings.from_env()`` runs when ``service.py`` is imported, so a bad value stops
 ``bentoml serve`` at once with a message naming the variable and what it accepts, instead of a
 traceback at the first request. The one object is then passed to what needs it (the edge,
-decoding, batching, the OpenAPI document). ``VARIABLES`` describes them all; the README's table
-is ``python -m serving.settings`` (a test keeps the two equal).
+decoding, batching, the OpenAPI document). ``VARIABLES`` describes them all; the settings
+table in ``docs/api.md`` is ``python -m serving.settings`` (a test keeps the two equal).
 """
 
 import os
@@ -51,7 +51,7 @@ class Settings:
     # /detect answers the largest faces, at most this many (a crowd photo says how many it found).
     max_faces: int = 16
     # Detection runs on the photo scaled to this longer side: 1024x1024 took 0.13-0.15 s here; it finds
-    # faces from about 55 px wide at that scale (README, "Faces in photos").
+    # faces from about 55 px wide at that scale (docs/api.md, "Faces in photos").
     detection_side: int = 1024
 
     @classmethod
@@ -78,10 +78,10 @@ class Settings:
 class Variable:
     name: str
     field: str
-    accepts: str  # what a valid value looks like, for the error message and the README
+    accepts: str  # what a valid value looks like, for the error message and the table in docs/api.md
     meaning: str
     parse: Callable[[str], Any]
-    default: str | None = None  # how the README shows the default, where the value alone would not say
+    default: str | None = None  # how docs/api.md's table shows the default, where the value would not say
 
     def read(self, text: str) -> Any:
         try:
@@ -163,7 +163,7 @@ assert {v.field for v in VARIABLES} == {f.name for f in fields(Settings)}, "ever
 
 
 def markdown_table() -> str:
-    """The README's table of every variable, from ``VARIABLES`` and the defaults above."""
+    """The settings table of ``docs/api.md``: every variable, from ``VARIABLES`` and the defaults above."""
     defaults = Settings()
     rows = ["| variable | default | accepts | what it sets |", "|---|---|---|---|"]
     for variable in VARIABLES:

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 from pytorch_lightning.trainer.states import TrainerFn
+from pytorch_lightning.utilities import rank_zero_info
 from pytorch_lightning.utilities.exceptions import SIGTERMException
-from pytorch_lightning.utilities.rank_zero import rank_zero_info
 
 LAST_CHECKPOINT = "last.ckpt"
 
@@ -19,13 +19,13 @@ def monitored(rendered_attributes: list[str] | None) -> str:
     return "val/auroc_rendered" if rendered_attributes else "val/auroc"
 
 
-def checkpoint_callbacks(folder: Path, monitor: str) -> list[Callback]:
+def checkpoint_callbacks(folder: Path, monitor: str) -> tuple[ModelCheckpoint, "CheckpointOnSigterm"]:
     """``best-epoch=N.ckpt`` (highest ``monitor``) and ``last.ckpt``, rewritten every epoch and
     when the process gets SIGTERM."""
-    return [
+    return (
         ModelCheckpoint(dirpath=folder, monitor=monitor, mode="max", filename="best-{epoch}", save_last=True),
         CheckpointOnSigterm(folder / LAST_CHECKPOINT),
-    ]
+    )
 
 
 class CheckpointOnSigterm(Callback):

@@ -6,7 +6,7 @@ model's first epoch, and every rank stops with the same line instead of waiting 
 
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -84,7 +84,7 @@ def check_store_name(name: str) -> None:
         raise UserInputError(f"--model-name {name!r} is not a valid model store name: {problem}")
 
 
-def resume_checkpoint(resume: str | None, output_dir: Path, hyperparameters: dict) -> Path | None:
+def resume_checkpoint(resume: str | None, output_dir: Path, hyperparameters: dict[str, Any]) -> Path | None:
     """The checkpoint ``--resume`` names (``last``: the run's latest one), checked to exist and to
     come from a run with the same network and preprocessing."""
     if resume is None:

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
+from torch import Tensor
 from torch.utils.data import BatchSampler, DataLoader
 
 from models.preprocess import FacePreset
@@ -35,6 +36,7 @@ def server_preload() -> list[str]:
 # validation loader never started and both ranks of a two-process run hung.
 LOADER_PROCESSES = multiprocessing.get_context("forkserver")
 LOADER_PROCESSES.set_forkserver_preload(server_preload())
+FaceLoader = DataLoader[tuple[Tensor, Tensor]]  # batches of (pixels, labels)
 
 
 class CelebADataModule(pl.LightningDataModule):
@@ -92,7 +94,7 @@ class CelebADataModule(pl.LightningDataModule):
         """Loader processes for the split: none when preloaded (they would only copy pixels)."""
         return 0 if self.dataset(partition).pixels is not None else self.num_workers
 
-    def _loader(self, partition: Partition, **order: Any) -> DataLoader:
+    def _loader(self, partition: Partition, **order: Any) -> FaceLoader:
         workers = self.loader_workers(partition)
         return DataLoader(
             self.dataset(partition),
@@ -103,39 +105,39 @@ class CelebADataModule(pl.LightningDataModule):
             **order,
         )
 
-    def eval_dataloader(self, partition: Partition, shard: Shard | None = None) -> DataLoader:
+    def eval_dataloader(self, partition: Partition, shard: Shard | None = None) -> FaceLoader:
         """Every image of this process's shard (by default) or of ``shard``, in file order."""
         indices = (shard or self.shard).indices(len(self.dataset(partition)))
         return self._loader(partition, sampler=indices, batch_size=self.batch_size)
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> FaceLoader:
         order = TrainOrder(len(self.dataset(Partition.TRAIN)), self.batch_size, self.shard, self.seed)
         if self.resume_position is not None:
             order.resume_at(**self.resume_position)
             self.resume_position = None
         self.train_order = order
-        return self._loader(
-            Partition.TRAIN, batch_sampler=BatchSampler(order, self.batch_size, drop_last=False)
-        )
+        batches = BatchSampler(order, self.batch_size, drop_last=False)  # type: ignore[arg-type]  # any items; typed int
+        return self._loader(Partition.TRAIN, batch_sampler=batches)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> FaceLoader:
         return self.eval_dataloader(Partition.VAL)
 
-    def test_dataloader(self) -> DataLoader:
+    def test_dataloader(self) -> FaceLoader:
         return self.eval_dataloader(Partition.TEST)
 
     def state_dict(self) -> dict[str, Any]:
         """Kept in every checkpoint: where training stands in the epoch's order."""
         if self.train_order is None or self.trainer is None:
             return {}
-        done = self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        progress = self.trainer.fit_loop.epoch_loop.batch_progress
+        done = progress.current.processed  # type: ignore[attr-defined]  # a _ProcessedTracker, typed as its base
         return {"train_position": self.train_order.position(done)}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """A resumed run continues with the batch after the last one the checkpoint trained."""
         self.resume_position = state_dict.get("train_position")
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         """What the model card records about the data."""
         self.setup()
         assert self.celeba is not None

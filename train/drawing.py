@@ -94,7 +94,7 @@ def render_face(spec: FaceSpec, rng: np.random.Generator) -> Image.Image:
     cy = 122 + rng.uniform(-8, 8)
     rx, ry = 38 * scale, 48 * scale
     other_skin = OTHER_SKINS[int(rng.integers(len(OTHER_SKINS)))]  # drawn always: same stream either way
-    skin = PALE_SKIN if spec.pale else other_skin
+    skin: tuple[int, ...] = PALE_SKIN if spec.pale else other_skin
     skin = tuple(int(np.clip(c + rng.integers(-8, 9), 0, 255)) for c in skin)
     hair = tuple(int(np.clip(c + rng.integers(-10, 11), 0, 255)) for c in HAIR_COLOURS[spec.hair])
 

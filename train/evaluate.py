@@ -14,7 +14,9 @@ from train.thresholds import apply_thresholds
 
 
 @torch.inference_mode()
-def collect_probabilities(model: nn.Module, loader: DataLoader) -> tuple[Tensor, Tensor]:
+def collect_probabilities(
+    model: nn.Module, loader: DataLoader[tuple[Tensor, Tensor]]
+) -> tuple[Tensor, Tensor]:
     """Sigmoid outputs and labels for every example of ``loader``, on the CPU."""
     model.eval()
     device = next(model.parameters()).device

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.utilities.types import OptimizerLRSchedulerConfig
 from torch import Tensor, nn
-from torchmetrics import MetricCollection
+from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import MultilabelAUROC, MultilabelF1Score
 
 from models.attributes import ATTRIBUTES, NUM_ATTRIBUTES
@@ -22,7 +23,9 @@ def stage_metrics(stage: str) -> MetricCollection:
     (measured with bench.celeba_sized). torchmetrics' binned one needs a batch x 32,000 matrix
     under deterministic algorithms (32 GB at batch 16). F1 keeps counts only.
     """
-    metrics = {"f1_per_attribute": MultilabelF1Score(NUM_ATTRIBUTES, average="none")}
+    metrics: dict[str, Metric | MetricCollection] = {
+        "f1_per_attribute": MultilabelF1Score(NUM_ATTRIBUTES, average="none")
+    }
     if stage != "train":
         metrics["auroc"] = MultilabelAUROC(NUM_ATTRIBUTES, average="macro")
         metrics["auroc_per_attribute"] = MultilabelAUROC(NUM_ATTRIBUTES, average="none")
@@ -58,12 +61,13 @@ class AttributeLitModule(pl.LightningModule):
 
     def forward(self, pixels: Tensor) -> Tensor:
         """uint8 NCHW pixels -> logits (no sigmoid: the loss and the export add it)."""
-        return self.network(self.normalize(pixels))
+        logits: Tensor = self.network(self.normalize(pixels))
+        return logits
 
     def _step(self, batch: tuple[Tensor, Tensor], stage: str, metrics: MetricCollection) -> Tensor:
         pixels, labels = batch
         logits = self(pixels)
-        loss = self.loss(logits, labels)
+        loss: Tensor = self.loss(logits, labels)
         metrics.update(torch.sigmoid(logits.detach()), labels.int())
         self.log(
             f"{stage}/loss",
@@ -100,7 +104,7 @@ class AttributeLitModule(pl.LightningModule):
         prefix = metrics.prefix or ""
         if f"{prefix}auroc" in values:
             self.log(f"{prefix}auroc", values[f"{prefix}auroc"], prog_bar=True, sync_dist=True)
-        rendered = self.hparams.rendered_attributes
+        rendered = self.hparams["rendered_attributes"]
         if rendered and f"{prefix}auroc_per_attribute" in values:
             drawn = [ATTRIBUTES.index(name) for name in rendered]
             macro = values[f"{prefix}auroc_per_attribute"][drawn].mean()
@@ -123,11 +127,10 @@ class AttributeLitModule(pl.LightningModule):
     def on_test_epoch_end(self) -> None:
         self._log_epoch(self.test_metrics)
 
-    def configure_optimizers(self):
-        optimizer = torch.optim.AdamW(
-            self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
-        )
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=self.hparams.lr, total_steps=self.trainer.estimated_stepping_batches
-        )
+    def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
+        lr = self.hparams["lr"]
+        optimizer = torch.optim.AdamW(self.parameters(), lr=lr, weight_decay=self.hparams["weight_decay"])
+        # Typed int | float: inf for a run of no set length, which OneCycleLR cannot schedule anyway.
+        total_steps = int(self.trainer.estimated_stepping_batches)
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=total_steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

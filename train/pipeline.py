@@ -12,9 +12,9 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from lightning_fabric.utilities.exceptions import MisconfigurationException
 from pytorch_lightning.callbacks import Callback, EarlyStopping
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
-from pytorch_lightning.utilities.exceptions import MisconfigurationException
 from torchmetrics.functional.classification import multilabel_auroc
 
 from models.attributes import ATTRIBUTES
@@ -165,7 +165,7 @@ def build_trainer(config: TrainingConfig, callbacks: list[Callback]) -> pl.Train
             devices=devices,
             num_nodes=num_nodes,
             strategy=config.strategy,
-            precision=config.precision,
+            precision=config.precision,  # type: ignore[arg-type]  # any string: Lightning checks it, below
             max_epochs=config.max_epochs,
             fast_dev_run=config.fast_dev_run,
             callbacks=callbacks,

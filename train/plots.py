@@ -20,7 +20,7 @@ DPI = 100
 METRIC_COLORS = {"auroc": "tab:blue", "f1": "tab:orange"}
 NOISE_ALPHA = 0.3  # a synthetic set's noise attributes: the same colours, faded
 BAR_HEIGHT = 0.4
-THRESHOLD_MARKER = {
+THRESHOLD_MARKER: dict[str, Any] = {
     "marker": "|",
     "markersize": 13,
     "markeredgewidth": 2,

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from functools import partial
 from multiprocessing import Pool
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -120,7 +121,7 @@ def _draw_image(index: int, image_dir: Path, seed: int) -> dict[str, int | str]:
     return {"image_id": image_id, **labels}
 
 
-def _write_original_files(out: Path, rows: list[list], partitions: Sequence[int]) -> None:
+def _write_original_files(out: Path, rows: list[list[Any]], partitions: Sequence[int]) -> None:
     """``Anno/list_attr_celeba.txt`` and ``Eval/list_eval_partition.txt`` as the original release
     writes them: a count line, a header of the 40 names, then ``000001.jpg -1  1 ...`` rows."""
     (out / "Anno").mkdir(parents=True, exist_ok=True)
@@ -134,7 +135,7 @@ def _write_original_files(out: Path, rows: list[list], partitions: Sequence[int]
     )
 
 
-def metadata_for(n: int, seed: int, layout: str = "kaggle") -> dict:
+def metadata_for(n: int, seed: int, layout: str = "kaggle") -> dict[str, Any]:
     """What ``generate(out, n, seed, layout=...)`` records; a folder with other metadata holds
     another set."""
     return {
@@ -147,7 +148,7 @@ def metadata_for(n: int, seed: int, layout: str = "kaggle") -> dict:
     }
 
 
-def read_metadata(root: Path) -> dict | None:
+def read_metadata(root: Path) -> dict[str, Any] | None:
     """The generator's metadata if ``root`` is a synthetic set, else None (real CelebA)."""
     path = root / METADATA_FILE
     return json.loads(path.read_text()) if path.is_file() else None

@@ -19,7 +19,7 @@ NEVER = 1.0  # a sigmoid output does not reach 1.0 unless the network is certain
 def skill_auroc(positives: int, negatives: int) -> float:
     """The validation AUROC an attribute needs before its threshold is tuned."""
     # The Mann-Whitney statistic's spread under "no skill", scaled to AUROC.
-    chance_sd = ((positives + negatives + 1) / (12 * positives * negatives)) ** 0.5
+    chance_sd: float = ((positives + negatives + 1) / (12 * positives * negatives)) ** 0.5
     return max(MIN_SKILL_AUROC, 0.5 + SKILL_Z * chance_sd)
 
 

@@ -4,7 +4,7 @@ The edge (``edge.py``) parses every ``/predict``, ``/predict_batch`` and ``/dete
 check it, and hands the uploaded bytes on in the ASGI scope. BentoML's path for an API method would then
 parse the multipart body a second time, write each upload to a temporary file for the ``Path``
 argument, validate it with pydantic and route it through Starlette's router: measured under 32
-clients, about half of the event loop's time per request (README, "Performance"). This ASGI
+clients, about half of the event loop's time per request (``docs/performance.md``). This ASGI
 middleware, inside the edge and BentoML's own middlewares (metrics, access log, timeout and
 concurrency limit still see every request), answers those routes with the same service method
 the API methods call and the same JSON. The API methods stay the declared contract: the OpenAPI

@@ -45,7 +45,7 @@ def json_errors(api: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
         try:
             return await api(*args, **kwargs)
         except ServiceError as error:
-            return error_response(error, "/")  # type: ignore[return-value]
+            return error_response(error, "/")  # type: ignore[return-value]  # BentoML sends a Response as is
 
     return guarded
 

@@ -155,13 +155,15 @@ The same model also answers the Open Inference Protocol (KServe v2) under `/v2`.
 """
 
 
-def document_service(spec: dict, settings: Settings, model_tag: str, examples: Examples) -> dict:
+def document_service(
+    spec: dict[str, Any], settings: Settings, model_tag: str, examples: Examples
+) -> dict[str, Any]:
     """BentoML's document, described as this service, with summaries, examples and errors."""
     # A copy through JSON: BentoML keys some responses by int (200), and "200" must be one key.
     spec = json.loads(json.dumps(spec))
     spec["info"] = {"title": TITLE, "version": model_tag, "description": describe(settings, model_tag)}
     spec["tags"] = TAGS
-    successes = {
+    successes: dict[str, dict[str, dict[str, Any]]] = {
         "/predict": {"application/json": {"example": examples.prediction}},
         "/predict_batch": {"application/json": {"example": examples.batch}},
         "/detect": {"application/json": {"example": examples.detection}},
@@ -184,7 +186,7 @@ def document_service(spec: dict, settings: Settings, model_tag: str, examples: E
     return document_errors(spec, settings)
 
 
-def document_errors(spec: dict, settings: Settings) -> dict:
+def document_errors(spec: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """Each operation's possible error answers: the shared ``Error`` shape, with examples."""
     schemas = spec.setdefault("components", {}).setdefault("schemas", {})
     schemas["Error"] = {
@@ -257,7 +259,7 @@ def error_responses(errors: dict[str, ServiceError], path: str) -> dict[str, Any
     return responses
 
 
-def drop_unused_schemas(spec: dict) -> None:
+def drop_unused_schemas(spec: dict[str, Any]) -> None:
     """BentoML declares error schemas of its own shape; once nothing refers to them, they go."""
     schemas = spec["components"]["schemas"]
     while True:

@@ -3,8 +3,8 @@
 dlib's HOG face detector finds upright, roughly frontal faces; its 68-point shape predictor
 (``face-recognition-models``, installed from the package registry: nothing is downloaded at run
 time) gives the five points CelebA annotates. Chosen over OpenCV's cascades, which give no
-landmarks, and dlib's CNN detector, which took 3 s per 512x512 photo here (README, "Faces in
-photos", has the measured recall and false positives of each).
+landmarks, and dlib's CNN detector, which took 3 s per 512x512 photo here (``docs/api.md``,
+"Which detector", has the measured recall and false positives of each).
 
 The detector runs on a copy scaled down to ``detection_side`` pixels on its longer side (its
 cost grows with the pixel count; it finds faces from about 55 pixels wide at that scale); the
@@ -29,7 +29,7 @@ SHAPE_MODEL = "shape_predictor_68_face_landmarks.dat"
 # (skimage.data.astronaut) scores 0.0-0.26 as JPEG at quality 60-95, the real faces here 1.1-1.7;
 # of scikit-image's 100 LFW faces (25 px, upscaled: blurry) 0 finds 95 and 0.3 finds 88.
 MIN_SCORE = 0.3
-_loaded: dict[str, Any] = {}
+_loaded: dict[str, tuple[Any, Any, Any]] = {}  # dlib's objects (it has no type hints)
 _loading = threading.Lock()
 # dlib's detector keeps its image pyramid in the object: two threads in it at once corrupt the
 # heap (seen here: wrong boxes, then "free(): corrupted unsorted chunks"). One photo at a time per

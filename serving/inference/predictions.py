@@ -1,6 +1,7 @@
 """The JSON a caller gets back, and how probabilities become it."""
 
 from collections.abc import Sequence
+from typing import TypedDict
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -61,10 +62,18 @@ class ModelMetadata(ModelCard):
     model: str = Field(description="The served model, name:version.")
 
 
-def to_prediction(probabilities: Sequence[float], card: ModelCard, model_tag: str) -> Prediction:
+class ScoreFields(TypedDict):
+    """An ``AttributeScore`` as the plain dict ``to_prediction`` validates."""
+
+    name: str
+    probability: float
+    present: bool
+
+
+def to_prediction(probabilities: Sequence[float] | np.ndarray, card: ModelCard, model_tag: str) -> Prediction:
     # Plain dicts validated in one call: 33 against 48 us a prediction for 40 ``AttributeScore``
     # built one by one (measured, 2 cores), the same checks and the same JSON.
-    scores = sorted(
+    scores: list[ScoreFields] = sorted(
         (
             {"name": name, "probability": p, "present": p >= card.thresholds[name]}
             for name, p in zip(card.attributes, map(float, probabilities), strict=True)
@@ -76,14 +85,16 @@ def to_prediction(probabilities: Sequence[float], card: ModelCard, model_tag: st
     return Prediction.model_validate({"model": model_tag, "attributes": scores, "present": present})
 
 
-def to_face(found: DetectedFace, probabilities: Sequence[float], card: ModelCard, model_tag: str) -> Face:
+def to_face(
+    found: DetectedFace, probabilities: Sequence[float] | np.ndarray, card: ModelCard, model_tag: str
+) -> Face:
     prediction = to_prediction(probabilities, card, model_tag)
     points = dict(
         zip(LANDMARK_NAMES, (tuple(round(float(v), 1) for v in p) for p in found.landmarks), strict=True)
     )
     return Face(
         box=found.box,
-        landmarks=Landmarks(**points),
+        landmarks=Landmarks.model_validate(points),
         score=round(found.score, 4),
         attributes=prediction.attributes,
         present=prediction.present,

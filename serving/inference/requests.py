@@ -66,11 +66,13 @@ class RequestPath(ABC):
             outcomes = await self.batcher(images)
         finally:
             self.requests_in_flight -= 1
+        rows: list[np.ndarray] = []
         for index, outcome in enumerate(outcomes):
             if isinstance(outcome, ServiceError):  # this request's own upload was refused
                 outcome.args = (f"images[{index}]: {outcome}",) if len(images) > 1 else outcome.args
                 raise outcome
-        return np.stack(outcomes)
+            rows.append(outcome)
+        return np.stack(rows)
 
     async def predictions(self, images: list[Path] | list[bytes]) -> list[Prediction]:
         """What ``/predict`` and ``/predict_batch`` answer, however they are called."""

@@ -20,7 +20,7 @@ from serving.inference.predictions import Detection
 from serving.oip import wire
 from serving.served import Served, served
 
-router = APIRouter(include_in_schema=False)  # described in the README, not in /docs.json
+router = APIRouter(include_in_schema=False)  # described in docs/api.md, not in /docs.json
 
 
 def service_for(name: str) -> Served:
@@ -29,6 +29,12 @@ def service_for(name: str) -> Served:
         models = " and ".join(map(repr, wire.MODELS))
         raise NotFound(f"unknown model {name!r}; this server has {models}")
     return served()
+
+
+def version_of(service: Served) -> str:
+    version = service.model.tag.version
+    assert version is not None  # a model from the store always has one
+    return version
 
 
 @router.get("/v2")
@@ -45,7 +51,7 @@ async def health() -> Response:
 @router.get("/v2/models/{name}")
 def model_metadata(name: str) -> JSONResponse:
     service = service_for(name)
-    return JSONResponse(wire.model_metadata(name, service.model.tag.version, service.card.attributes))
+    return JSONResponse(wire.model_metadata(name, version_of(service), service.card.attributes))
 
 
 @router.get("/v2/models/{name}/ready")
@@ -63,7 +69,7 @@ async def infer(name: str, request: Request) -> Response:
         tensors = wire.face_tensors(await detections(service, parsed.images), service.card.attributes)
     else:
         tensors = {wire.OUTPUT_NAME: await service.probabilities(parsed.images)}
-    body, headers = wire.infer_response(parsed, name, service.model.tag.version, tensors)
+    body, headers = wire.infer_response(parsed, name, version_of(service), tensors)
     return Response(body, headers=headers)
 
 

@@ -134,14 +134,14 @@ def _is_count(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def _parameters(item: dict) -> dict:
+def _parameters(item: dict[str, Any]) -> dict[str, Any]:
     parameters = item.get("parameters") or {}
     if not isinstance(parameters, dict):
         raise BadRequest('"parameters" must be an object')
     return parameters
 
 
-def _images(tensor: dict, binary: bytes | None) -> list[bytes]:
+def _images(tensor: dict[str, Any], binary: bytes | None) -> list[bytes]:
     if tensor.get("datatype") != "BYTES":
         raise BadRequest(
             f"input {INPUT_NAME!r} must be BYTES (encoded images), not {tensor.get('datatype')!r}"
@@ -184,7 +184,7 @@ def _from_base64(item: object) -> bytes:
         raise BadRequest("in JSON, each image must be a base64 string") from None
 
 
-def _binary_outputs(request: dict) -> tuple[bool, frozenset[str]]:
+def _binary_outputs(request: dict[str, Any]) -> tuple[bool, frozenset[str]]:
     """Whether every output goes raw (``binary_data_output``), and which outputs were asked raw
     by name (``binary_data``). Every output is answered, whether the request names it or not."""
     outputs = request.get("outputs") or []

@@ -1,8 +1,9 @@
 """Two of BentoML's per-request middlewares, doing what they do with less work (BentoML 1.4.39).
 
 Every HTTP request passes BentoML's own ASGI middlewares before this project's. Answered outside
-all of them, the demo model's requests took 15-18 % less CPU under 64 clients (README, levers
-table). Two of them spend more than their job needs, on the event loop, for every request:
+all of them, the demo model's requests took 15-18 % less CPU under 64 clients (the levers table
+of ``docs/performance.md``). Two of them spend more than their job needs, on the event loop, for
+every request:
 
 - ``TimeoutMiddleware`` (the ``traffic`` timeout: a 504 when no answer has started in time)
   runs each request in a task of its own and arms a timer it never cancels: every request

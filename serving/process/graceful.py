@@ -12,6 +12,8 @@ that the API is still decoding then find no worker and fail. Two changes fix tha
 
 import signal
 import threading
+from collections.abc import Generator
+from typing import Any
 
 
 def stop_processes_before_cleanup() -> None:
@@ -21,11 +23,11 @@ def stop_processes_before_cleanup() -> None:
     from tornado import gen
 
     @gen.coroutine
-    def stop(self: Arbiter):  # a tornado coroutine, as the method it replaces
+    def stop(self: Arbiter) -> Generator[Any, Any, None]:  # a tornado coroutine, as the method it replaces
         yield CircusArbiter.stop(self)
         self.exit_stack.__exit__(None, None, None)
 
-    Arbiter.stop = stop
+    Arbiter.stop = stop  # type: ignore[method-assign, assignment]  # BentoML types it -> None; circus's returns a Future
 
 
 def delay_worker_shutdown(seconds: float) -> None:
