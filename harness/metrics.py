@@ -1,4 +1,9 @@
-"""What ``/metrics`` reports: images per batch (both topologies) and BentoML's request counts."""
+"""What ``/metrics`` reports: images per batch (both topologies) and BentoML's request counts.
+
+The counts are the whole server's. On a server other tests share, whatever they send between two
+readings adds to the difference: compare it as a lower bound that this test's own requests must
+reach (or, for batches, images minus batches, which another's batch never lowers); exact counts
+need a server no other test sends anything (tests/test_service_fresh.py)."""
 
 import re
 

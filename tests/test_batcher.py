@@ -9,16 +9,19 @@ from serving.inference.batcher import MicroBatcher
 
 
 class RecordingModel:
-    """Doubles its input; records each call's batch size; the first call waits for a signal."""
+    """Doubles its input; records each call's batch size; the first call says it has started,
+    then waits for a signal."""
 
     def __init__(self) -> None:
         self.batch_sizes: list[int] = []
         self.calls = 0
+        self.started = asyncio.Event()
         self.release = asyncio.Event()
 
     async def __call__(self, inputs: list[float]) -> list[float]:
         self.calls += 1
         if self.calls == 1:
+            self.started.set()
             await asyncio.wait_for(self.release.wait(), 5)  # hold the first pass so the others queue up
         self.batch_sizes.append(len(inputs))
         return [x * 2 for x in inputs]
@@ -29,11 +32,18 @@ def requests(sizes: list[int]) -> list[list[float]]:
     return [[float(x) for x in range(start[i], start[i] + size)] for i, size in enumerate(sizes)]
 
 
+async def queued(batcher: MicroBatcher, count: int) -> None:
+    """Until ``count`` requests wait in the batcher's queue (each queues at its first step)."""
+    async with asyncio.timeout(5):  # only a batcher that never queues them takes this long
+        while len(batcher.queue) < count:
+            await asyncio.sleep(0)
+
+
 async def send_while_first_pass_runs(batcher: MicroBatcher, model: RecordingModel, sizes: list[int]) -> list:
     first = asyncio.create_task(batcher([0.0]))
-    await asyncio.sleep(0.05)  # the first pass is now running and held
+    await model.started.wait()  # the first pass is now running and held
     rest = [asyncio.create_task(batcher(inputs)) for inputs in requests(sizes)]
-    await asyncio.sleep(0.05)
+    await queued(batcher, len(rest))
     model.release.set()
     await first
     return await asyncio.gather(*rest)
@@ -88,10 +98,10 @@ def test_a_caller_that_gives_up_does_not_hurt_the_others() -> None:
     async def scenario() -> list[float]:
         batcher = MicroBatcher(model, 64)
         first = asyncio.create_task(batcher([0.0]))
-        await asyncio.sleep(0.05)
+        await model.started.wait()
         impatient = asyncio.create_task(batcher([1.0]))
         patient = asyncio.create_task(batcher([5.0]))
-        await asyncio.sleep(0.01)
+        await queued(batcher, 2)
         impatient.cancel()
         model.release.set()
         await first
@@ -112,7 +122,7 @@ def test_with_two_in_flight_the_next_batch_runs_while_the_first_is_held() -> Non
     async def scenario() -> list[list[float]]:
         batcher = MicroBatcher(model, 64, max_in_flight=2)
         first = asyncio.create_task(batcher([0.0]))
-        await asyncio.sleep(0.05)  # held by the model
+        await model.started.wait()  # held by the model
         rest = [asyncio.create_task(batcher([float(n)])) for n in (1, 2)]
         done = await asyncio.wait_for(asyncio.gather(*rest), 1)  # answered while the first is held
         assert not first.done()

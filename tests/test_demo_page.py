@@ -163,6 +163,23 @@ def test_each_face_of_a_group_photo_gets_a_box_and_choosing_one_shows_its_bars(
     assert not tab.console_errors
 
 
+def test_a_crowd_over_the_face_limit_shows_the_services_capped_note(
+    tab: Tab, server: str, tmp_path: Path
+) -> None:
+    photo = group_photo()  # 20 faces; FACE_ATTRIBUTES_MAX_FACES is 16 by default
+    image = tmp_path / "crowd.jpg"
+    image.write_bytes(photo.jpeg())
+    api = post(server, "detect", image)
+    assert (api["faces_found"], len(api["faces"])) == (20, 16) and api["capped"]
+    open_demo(tab, server)
+    tab.page.set_input_files("#file", image)
+    tab.page.locator(".boxes .box").nth(15).wait_for()
+    note = tab.page.locator("#faces-note")
+    assert note.is_visible() and note.inner_text() == api["capped"]
+    assert tab.page.locator(".boxes .box").count() == 16
+    assert not tab.console_errors
+
+
 def test_a_dropped_image_is_classified(tab: Tab, server: str) -> None:
     open_demo(tab, server)
     dropped = tab.page.evaluate_handle(

@@ -3,19 +3,30 @@
 No engine needed: what the arguments do is proven by tests/test_container.py against the image.
 """
 
+import os
+import stat
+from pathlib import Path
+
 import pytest
 
-from harness.pod import Probe, quantity_bytes, run_arguments
+from harness.pod import Probe, empty_dirs, quantity_bytes, run_arguments
 
 from .test_kubernetes import render
 
 SECRETS = {"face-attributes-api-token": {"token": "from-the-secret"}}
 
 
+VOLUMES = Path("/scratch/volumes")  # run_arguments only names the folders: it makes none
+
+
 @pytest.fixture(scope="module", params=("cpu", "gpu"))
-def arguments(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> list[str]:
-    volumes = tmp_path_factory.mktemp("volumes")
-    return run_arguments(render(request.param)["Deployment"], "image:tag", "pod", 4321, volumes, SECRETS)
+def deployment(request: pytest.FixtureRequest) -> dict:
+    return render(request.param)["Deployment"]
+
+
+@pytest.fixture(scope="module")
+def arguments(deployment: dict) -> list[str]:
+    return run_arguments(deployment, "image:tag", "pod", 4321, VOLUMES, SECRETS)
 
 
 @pytest.mark.parametrize(
@@ -46,10 +57,26 @@ def test_the_secret_reaches_the_env_and_the_port_stays_on_loopback(arguments: li
     assert arguments[arguments.index("--network") + 1] == "host"
 
 
-def test_each_empty_dir_is_a_group_writable_folder(arguments: list[str]) -> None:
+def test_each_empty_dir_is_bound_from_its_own_folder(arguments: list[str]) -> None:
     mounts = [arguments[i + 1] for i, word in enumerate(arguments) if word == "--mount"]
-    targets = {mount.split("target=")[1] for mount in mounts}
-    assert targets == {"/tmp", "/home/bentoml/prometheus_multiproc_dir"}
+    assert sorted(mounts) == [
+        f"type=bind,source={VOLUMES / 'metrics'},target=/home/bentoml/prometheus_multiproc_dir",
+        f"type=bind,source={VOLUMES / 'tmp'},target=/tmp",
+    ]
+
+
+def test_each_empty_dir_is_a_group_writable_folder_of_the_fs_group(deployment: dict, tmp_path: Path) -> None:
+    """As the kubelet makes an emptyDir: the pod's user (1034, not the folder's owner) writes in it
+    through fsGroup, and setgid keeps what it makes in that group."""
+    fs_group = deployment["spec"]["template"]["spec"]["securityContext"]["fsGroup"]
+    if os.geteuid() != 0 and fs_group not in os.getgroups():
+        pytest.skip(f"giving a folder to the pod's fsGroup {fs_group} needs root or membership of that group")
+    folders = empty_dirs(deployment, tmp_path)
+    assert sorted(folder.name for folder in folders) == ["metrics", "tmp"]
+    for folder in folders:
+        status = folder.stat()
+        assert status.st_gid == fs_group, folder
+        assert stat.S_IMODE(status.st_mode) == 0o2775, f"{folder}: {stat.filemode(status.st_mode)}"
 
 
 def test_the_args_follow_the_image(arguments: list[str]) -> None:

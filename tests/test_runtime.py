@@ -14,10 +14,29 @@ from models.runtime import ModelRuntime
 
 
 @pytest.fixture(scope="module")
-def runtime(tmp_path_factory: pytest.TempPathFactory) -> ModelRuntime:
+def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     file = tmp_path_factory.mktemp("runtime") / "model.pt"
     export_torchscript(build_network("tiny", 40).eval(), FacePreset(resize_size=40, crop_size=32), file)
-    return ModelRuntime(Path(file), 32, "cpu")
+    return file
+
+
+@pytest.fixture(scope="module")
+def runtime(model_file: Path) -> ModelRuntime:
+    return ModelRuntime(model_file, 32, "cpu")
+
+
+def test_a_runtime_has_run_a_warm_up_batch_by_the_time_it_exists(model_file: Path) -> None:
+    """Both topologies report ready once their service is built, the runtime in it: by then a
+    batch has gone through the model, so no caller waits on the slow first pass."""
+    passes: list[tuple[int, ...]] = []
+
+    class Watched(ModelRuntime):
+        def _pass(self, pixels: np.ndarray, threads: int | None) -> np.ndarray:
+            passes.append(pixels.shape)
+            return super()._pass(pixels, threads)
+
+    Watched(model_file, 32, "cpu")
+    assert passes == [(2, 3, 32, 32)]
 
 
 @pytest.mark.parametrize("images", [1, 3, 5])

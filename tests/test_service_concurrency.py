@@ -48,7 +48,7 @@ def test_concurrent_clients_lose_nothing_and_get_their_own_answers(server: str) 
         probabilities(httpx.post(f"{server}/predict", files={"image": ("f.jpg", d, "image/jpeg")}).json())
         for d in images
     ]
-    images_before, passes_before = batch_counters(server)  # the server is shared: count this test's own
+    images_before, passes_before = batch_counters(server)  # shared server: bounds, not exact counts
     results = asyncio.run(hammer(server, images))
 
     assert len(results) == REQUESTS
@@ -58,5 +58,7 @@ def test_concurrent_clients_lose_nothing_and_get_their_own_answers(server: str) 
         got = probabilities(body)  # type: ignore[arg-type]
         assert max(abs(got[name] - p) for name, p in expected[index].items()) <= 1e-5
     images_after, passes_after = batch_counters(server)
-    assert images_after - images_before >= REQUESTS
-    assert passes_after - passes_before < REQUESTS, "concurrent requests should share forward passes"
+    images, passes = images_after - images_before, passes_after - passes_before
+    assert images >= REQUESTS
+    # Some pass held more than one image. Others' passes landing in between only add n - 1 >= 0.
+    assert images - passes >= 1, "concurrent requests should share forward passes"

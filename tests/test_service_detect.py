@@ -73,10 +73,16 @@ def test_a_crowd_is_capped_at_the_limit_largest_first_and_names_the_limit(server
 
 
 def test_the_faces_of_one_photo_share_one_forward_pass(server: str) -> None:
+    """Each photo of two faces adds one to (images - passes) when its faces share a pass, none when
+    they go one by one. The server is shared: others' passes may land between the readings, but
+    a pass of n images only adds n - 1 >= 0, so they can never take from what these photos add."""
+    photos = 3
     images_before, passes_before = batch_counters(server)
-    assert len(detect(server, group_photo(2, 1).jpeg()).json()["faces"]) == 2
+    for _ in range(photos):
+        assert len(detect(server, group_photo(2, 1).jpeg()).json()["faces"]) == 2
     images_after, passes_after = batch_counters(server)
-    assert (images_after - images_before, passes_after - passes_before) == (2, 1)
+    assert images_after - images_before >= 2 * photos
+    assert (images_after - images_before) - (passes_after - passes_before) >= photos
 
 
 def test_concurrent_photos_faces_and_uploads_each_get_their_own_answer(server: str) -> None:

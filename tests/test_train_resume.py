@@ -1,17 +1,20 @@
 """Interrupted runs resume: killed mid-epoch by SIGTERM (what a preempted node gets first) or
 SIGKILL, then ``--resume last`` trains on to the same model as a run never interrupted."""
 
+import csv
 import json
 import signal
 import subprocess
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import torch
 
 from harness.server import ROOT
 from train.checkpoints import LAST_CHECKPOINT
+from train.synthetic import IMAGE_DIR
 
 from .conftest import PYTHON
 
@@ -40,25 +43,36 @@ def uninterrupted(small_set: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 def interrupt_during_second_epoch(
     data: Path, out: Path, signum: signal.Signals
 ) -> subprocess.CompletedProcess:
-    """Start a run, and send ``signum`` about a third into epoch 1, whatever the machine's speed:
-    epoch 0 is timed from the log's first file (training starts) to its checkpoint."""
-    started, last = out / "logs" / "version_0", out / "checkpoints" / LAST_CHECKPOINT
+    """Start a run, and send ``signum`` once it has read a third of epoch 1's images: counted in
+    the bytes the run has read since epoch 0's checkpoint (after its validation), not timed. With
+    no loader processes, the run itself reads every JPEG; a clock-timed signal landed after the
+    run had ended on a machine whose other work stretched epoch 0 and not epoch 1."""
+    last = out / "checkpoints" / LAST_CHECKPOINT
+    third = training_bytes(data) / 3
     with subprocess.Popen(command(data, out), cwd=ROOT, stderr=subprocess.PIPE, text=True) as process:
-        epoch_0_began = wait_for(started, process)
-        epoch_0 = wait_for(last, process) - epoch_0_began
-        time.sleep(epoch_0 / 3)
+        run = psutil.Process(process.pid)
+        wait_for(last, process)
+        epoch_1_began = run.io_counters().read_chars
+        while run.io_counters().read_chars < epoch_1_began + third:
+            assert process.poll() is None, "the run ended before the signal"
+            time.sleep(0.005)
         process.send_signal(signum)
         _, errors = process.communicate(timeout=60)
     return subprocess.CompletedProcess(process.args, process.returncode, "", errors)
 
 
-def wait_for(path: Path, process: subprocess.Popen) -> float:
-    """When ``path`` appeared (time.monotonic)."""
+def training_bytes(data: Path) -> int:
+    """The size of the training partition's JPEGs: what one training epoch reads."""
+    with open(data / "list_eval_partition.csv") as file:
+        names = [row["image_id"] for row in csv.DictReader(file) if row["partition"] == "0"]
+    return sum((data / IMAGE_DIR / name).stat().st_size for name in names)
+
+
+def wait_for(path: Path, process: subprocess.Popen) -> None:
     deadline = time.monotonic() + 120
     while not path.exists():
         assert process.poll() is None and time.monotonic() < deadline, f"no {path}"
         time.sleep(0.02)
-    return time.monotonic()
 
 
 def position(out: Path) -> dict:
