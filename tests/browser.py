@@ -11,6 +11,8 @@ from playwright.sync_api import Browser, Locator, Page, sync_playwright
 
 from harness.server import ROOT
 
+from .needs import unavailable
+
 SCREENSHOTS = ROOT / "runs" / "screenshots"
 # Headless as root, with the background services that call Google's hosts switched off.
 CHROMIUM_FLAGS = [
@@ -28,7 +30,7 @@ CHROMIUM_FLAGS = [
 def chromium_path() -> str:
     path = shutil.which("chromium")
     if path is None:
-        pytest.skip("chromium is not on PATH: `make browser` installs Debian's package (as root)")
+        unavailable("chromium is not on PATH: `make browser` installs Debian's package (as root)")
     return path
 
 

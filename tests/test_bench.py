@@ -13,6 +13,8 @@ import pytest
 from harness.server import ROOT
 from harness.torchserve import java_missing
 
+from .needs import unavailable
+
 pytestmark = pytest.mark.slow
 
 
@@ -34,7 +36,7 @@ def test_serving_benchmark_measures_beside_torchserve_and_writes_its_table_and_p
     trained, tmp_path: Path
 ) -> None:
     if java_missing():
-        pytest.skip("TorchServe needs Java 17 (`java` is not on PATH)")
+        unavailable("TorchServe needs Java 17 (`java` is not on PATH)")
     args = ["--model", trained.tag, "--models", "demo", "--seconds", "1", "--warmup", "0.5"]
     args += ["--settle", "0.3", "--rounds", "2"]
     args += [

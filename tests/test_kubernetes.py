@@ -16,6 +16,8 @@ import yaml
 from harness.server import ROOT
 from serving.settings import ONE_PROCESS, TOKEN_ENV, TOPOLOGY_ENV
 
+from .needs import unavailable
+
 KUBERNETES = ROOT / "deploy" / "kubernetes"
 OVERLAYS = ("cpu", "gpu")
 # The oldest Kubernetes release still widely run, and the newest the validator knows.
@@ -26,7 +28,7 @@ BENTO_PORT = 3000  # what `bentoml serve` listens on inside the bento image (EXP
 def render(overlay: str) -> dict[str, dict]:
     """The overlay as `kubectl apply -k` would send it, by kind."""
     if shutil.which("kubectl") is None:
-        pytest.skip("kubectl (for its built-in kustomize) is not installed")
+        unavailable("kubectl (for its built-in kustomize) is not installed")
     rendered = subprocess.run(
         ["kubectl", "kustomize", str(KUBERNETES / "overlays" / overlay)],
         capture_output=True, text=True, check=True,

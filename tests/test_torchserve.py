@@ -13,6 +13,7 @@ from harness.torchserve import export_archive, java_missing, predict, torchserve
 from models.attributes import ATTRIBUTES
 
 from .conftest import TrainedModel
+from .needs import unavailable
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +28,7 @@ def archive(trained: TrainedModel, tmp_path_factory: pytest.TempPathFactory) -> 
 def torchserve_url(archive: Path) -> Iterator[str]:
     """TorchServe in the foreground on loopback ports, serving the exported archive."""
     if java_missing():
-        pytest.skip("TorchServe needs Java 17 (`java` is not on PATH)")
+        unavailable("TorchServe needs Java 17 (`java` is not on PATH)")
     with torchserve(archive) as running:
         yield running.url
 
