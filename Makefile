@@ -52,11 +52,14 @@ TORCH ?= cpu
 image: model engine
 	$(BIN)/python -m container --torch $(TORCH)
 
+# A pytest-xdist worker per core (at most 4: each starts its own servers), whole files to each,
+# the longest first (tests/conftest.py).
+TEST_WORKERS ?= $(shell n=$$(nproc); echo $$(( n < 4 ? n : 4 )))
 test: install browser engine
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # Memory over 20,000 requests against the served model (about 3 minutes on 2 cores).
 soak: model

@@ -9,8 +9,9 @@ A GPU limit cannot be honoured here: the container runs without one and the work
 """
 
 import json
+import math
+import os
 import re
-import shutil
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -88,28 +89,37 @@ class Pod:
     def wait_until_started(self) -> float:
         """Poll the startup probe like the kubelet; the seconds until it passed. Failing it
         ``failureThreshold`` times in a row is what makes the kubelet kill the container."""
-        return self.poll("startupProbe", until_passes=True)
-
-    def wait_until_liveness_fails(self) -> float:
-        """Poll the liveness probe like the kubelet; the seconds until it failed enough to restart."""
-        return self.poll("livenessProbe", until_passes=False)
-
-    def poll(self, kind: str, *, until_passes: bool) -> float:
-        probe = self.probe(kind)
+        probe = self.probe("startupProbe")
         start = time.monotonic()
         time.sleep(probe.initial_delay)
         failures = 0
         while True:
             tick = time.monotonic()
-            passed = self.answers(probe)
-            failures = 0 if passed else failures + 1
-            if passed if until_passes else failures >= probe.failure_threshold:
+            if self.answers(probe):
                 return time.monotonic() - start
-            if until_passes and failures >= probe.failure_threshold:
-                raise AssertionError(f"{kind} {probe.path} failed {failures} times:\n{self.logs()[-3000:]}")
-            if not until_passes and tick - start > 10 * probe.budget:
-                raise AssertionError(f"{kind} {probe.path} still passes after {tick - start:.0f} s")
+            failures += 1
+            if failures >= probe.failure_threshold:
+                logs = self.logs()[-3000:]
+                raise AssertionError(f"startupProbe {probe.path} failed {failures} times:\n{logs}")
             time.sleep(max(0.0, probe.period - (time.monotonic() - tick)))
+
+    def liveness_restart_after(self) -> float:
+        """The seconds from now until the kubelet, probing liveness every ``period`` from now on,
+        restarts the container. /livez is polled every 0.2 s until it fails, then must go on
+        failing ``failureThreshold`` times; the kubelet's first failing probe is its next tick
+        after that, and it acts ``failureThreshold - 1`` periods later. (Polled at the kubelet's
+        own pace, the same answer took 20-25 s a pod.)"""
+        probe = self.probe("livenessProbe")
+        start = time.monotonic()
+        while self.answers(probe):
+            assert time.monotonic() - start < 10 * probe.budget, f"{probe.path} still passes"
+            time.sleep(0.2)
+        first_failure = time.monotonic() - start
+        for _ in range(probe.failure_threshold - 1):
+            time.sleep(0.2)
+            assert not self.answers(probe), f"{probe.path} passed again: the kubelet would not restart"
+        first_failing_tick = max(probe.initial_delay, math.ceil(first_failure / probe.period) * probe.period)
+        return first_failing_tick + probe.period * (probe.failure_threshold - 1)
 
     def logs(self) -> str:
         result = self.engine.run("logs", self.name, check=False)
@@ -163,20 +173,33 @@ def run_arguments(deployment: dict, image: str, name: str, port: int, volumes: P
 
 
 def volume_arguments(pod: dict, container: dict, root: Path) -> list[str]:
-    """Each emptyDir as a fresh host folder, owned by fsGroup and group-writable as the kubelet
-    makes it; any other volume type is not something this image's Deployment should need."""
-    fs_group = pod.get("securityContext", {}).get("fsGroup")
+    """Each volume the container mounts, bound from the host folder ``root/<volume name>`` that
+    ``empty_dirs`` makes; any volume type other than emptyDir is not something this image's
+    Deployment should need."""
     volumes = {volume["name"]: volume for volume in pod.get("volumes", [])}
     arguments = []
     for mount in container.get("volumeMounts", []):
         assert "emptyDir" in volumes[mount["name"]], f"volume {mount['name']} is not an emptyDir"
+        arguments += ["--mount", f"type=bind,source={root / mount['name']},target={mount['mountPath']}"]
+    return arguments
+
+
+def empty_dirs(deployment: dict, root: Path) -> list[Path]:
+    """Each emptyDir the container mounts as a fresh host folder under ``root``: given to fsGroup
+    and group-writable (setgid, so what is made inside stays the group's) as the kubelet makes it.
+    Giving a folder to a group one is not in needs root."""
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    fs_group = pod.get("securityContext", {}).get("fsGroup")
+    folders = []
+    for mount in container.get("volumeMounts", []):
         folder = root / mount["name"]
         folder.mkdir(exist_ok=True)
         if fs_group is not None:
-            shutil.chown(folder, 0, fs_group)
+            os.chown(folder, -1, fs_group)  # the group only: the owner stays whoever made it
             folder.chmod(0o2775)
-        arguments += ["--mount", f"type=bind,source={folder},target={mount['mountPath']}"]
-    return arguments
+        folders.append(folder)
+    return folders
 
 
 def env_value(variable: Mapping, secrets: Mapping[str, Mapping[str, str]]) -> str:
@@ -195,6 +218,7 @@ def running_pod(engine: Engine, deployment: dict, image: str,
     with tempfile.TemporaryDirectory(prefix="face-attributes-pod-") as scratch:
         volumes = Path(scratch)
         volumes.chmod(0o755)
+        empty_dirs(deployment, volumes)
         engine.run(*run_arguments(deployment, image, name, port, volumes, secrets))
         try:
             yield Pod(engine, name, f"http://127.0.0.1:{port}", deployment, volumes)

@@ -37,16 +37,20 @@ def serving(
     target: str, home: Path, cwd: Path = ROOT, env: dict[str, str] | None = None, log_file: Path | None = None
 ) -> Iterator[RunningServer]:
     """``bentoml serve TARGET`` on a free loopback port until ready; stopped with its whole group.
+    It reads the models and bentos of ``home`` from a BENTOML_HOME of its own.
 
     Its output goes to ``log_file`` when given (kept, to read after a failure), else to a
     temporary file."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    with open(log_file, "w+b") if log_file else tempfile.TemporaryFile() as log:
+    with (
+        open(log_file, "w+b") if log_file else tempfile.TemporaryFile() as log,
+        tempfile.TemporaryDirectory(prefix="face-attributes-serve-") as own,
+    ):
         process = subprocess.Popen(
             [BENTOML, "serve", target, "--host", "127.0.0.1", "--port", str(port)],
             cwd=cwd,
-            env={**os.environ, "BENTOML_HOME": str(home), **(env or {})},
+            env={**os.environ, "BENTOML_HOME": str(reading_stores_of(home, Path(own))), **(env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, so no worker outlives the test
@@ -56,6 +60,15 @@ def serving(
             yield RunningServer(url, process.pid)
         finally:
             stop(process)
+
+
+def reading_stores_of(home: Path, own: Path) -> Path:
+    """``own`` as a BENTOML_HOME whose model and bento stores are ``home``'s. `bentoml serve` empties
+    its home's metrics folder as it starts: servers sharing a home wipe each other's /metrics."""
+    for store in ("models", "bentos"):
+        if (home / store).is_dir():
+            (own / store).symlink_to((home / store).resolve())
+    return own
 
 
 def wait_until_ready(url: str, process: subprocess.Popen, log: IO[bytes]) -> None:

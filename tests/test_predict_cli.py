@@ -1,17 +1,23 @@
 """``python -m serving.predict``: the service's probabilities for image files, as a table or JSON;
 with ``--detect``, /detect's answers for photos."""
 
+import contextlib
+import io
 import json
 import os
 import subprocess
 from pathlib import Path
+from unittest import mock
 
 import httpx
 import pytest
+from bentoml._internal.configuration.containers import BentoMLContainer
+from bentoml._internal.models import ModelStore
 
 from harness.faces import encoded, face, face_jpeg
 from harness.photos import astronaut, no_face_photos, overlap
 from harness.server import ROOT, predicted_probabilities
+from serving.predict import main
 from serving.settings import MODEL_ENV
 
 from .conftest import PYTHON, TrainedModel
@@ -21,7 +27,7 @@ pytestmark = pytest.mark.slow
 ATTRIBUTE_COUNT = 40
 
 
-def predict(home: Path, *args: str | Path) -> subprocess.CompletedProcess:
+def command(home: Path, *args: str | Path) -> subprocess.CompletedProcess:
     """The command as a user runs it, on the store in ``home`` and its latest model."""
     env = {key: value for key, value in os.environ.items() if key != MODEL_ENV}
     return subprocess.run(
@@ -32,6 +38,25 @@ def predict(home: Path, *args: str | Path) -> subprocess.CompletedProcess:
         text=True,
         timeout=120,
     )
+
+
+def predict(home: Path, *args: str | Path) -> subprocess.CompletedProcess:
+    """``command``'s outcome from its ``main`` in this process: the same code, without a new
+    interpreter importing torch for each test (``command`` itself is run by the tests above)."""
+    stdout, stderr = io.StringIO(), io.StringIO()
+    previous = BentoMLContainer.model_store.get()
+    BentoMLContainer.model_store.set(ModelStore(home / "models"))
+    try:
+        with (
+            mock.patch.dict(os.environ),
+            contextlib.redirect_stdout(stdout),
+            contextlib.redirect_stderr(stderr),
+        ):
+            os.environ.pop(MODEL_ENV, None)
+            status = main([str(arg) for arg in args], prog="python -m serving.predict")
+    finally:
+        BentoMLContainer.model_store.set(previous)
+    return subprocess.CompletedProcess(args, status, stdout.getvalue(), stderr.getvalue())
 
 
 def written(path: Path, data: bytes) -> Path:
@@ -50,7 +75,7 @@ def test_json_gives_the_services_probabilities_in_order(
 ) -> None:
     jpeg, png = face_jpeg(1), encoded(face(2), "PNG")
     images = [written(tmp_path / "a.jpg", jpeg), written(tmp_path / "b.png", png)]
-    result = predict(trained.home, "--json", *images)
+    result = command(trained.home, "--json", *images)
     assert result.returncode == 0, result.stderr
     answers = json.loads(result.stdout)
     assert [answer["image"] for answer in answers] == [str(path) for path in images]
@@ -97,7 +122,7 @@ def test_bad_files_are_all_named_before_any_output(trained: TrainedModel, tmp_pa
 
 
 def test_help_shows_the_options(tmp_path: Path) -> None:
-    result = predict(tmp_path, "--help")  # needs no model
+    result = command(tmp_path, "--help")  # needs no model
     assert result.returncode == 0, result.stderr
     assert "--json" in result.stdout and "--model" in result.stdout and "--detect" in result.stdout
     assert "python -m serving.predict face.jpg" in result.stdout  # the usage example

@@ -16,7 +16,7 @@ from models.attributes import ATTRIBUTES
 from train.cli import build_parser, parse_config
 from train.pipeline import resolve_data_dir, run, training_threads
 
-from .conftest import PYTHON, TrainedModel
+from .conftest import PYTHON, TRAINED_EPOCHS, TrainedModel
 
 
 def smoke_args(synthetic_dir: Path, out: Path, *extra: str) -> list[str]:
@@ -136,7 +136,7 @@ def test_training_saves_the_model_and_its_card_to_the_store(trained: TrainedMode
     assert (preprocessing["resize_size"], preprocessing["crop_size"]) == (64, 64)
     assert preprocessing["mean"] == [0.485, 0.456, 0.406] and preprocessing["std"] == [0.229, 0.224, 0.225]
     assert metadata["architecture"] == "tiny" and metadata["dataset"]["kind"] == "synthetic"
-    assert metadata["training_args"]["max_epochs"] == 12
+    assert metadata["training_args"]["max_epochs"] == TRAINED_EPOCHS
     assert info["labels"]["task"] == "multilabel-classification"
     assert bentoml.__version__ == "1.4.39"
 
