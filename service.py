@@ -154,6 +154,12 @@ class FaceAttributes(FaceAttributesAPI):
         except Exception:  # a worker that is gone refuses the connection: not alive
             return False
 
+    async def __is_ready__(self) -> bool:
+        """Ready once the worker answers. BentoML's own probe of the worker raises while the
+        worker still loads its model (a plain-text 500 and a traceback per probe): this one
+        makes that a 503 ``not_ready``, and BentoML's then finds the worker ready."""
+        return await self.__is_alive__()
+
     async def classify(self, uploads: list[Upload]) -> list[Outcome]:
         outcomes = await run_blocking(self.decode, uploads, self.requests_in_flight == 1)
         if (pixels := decoded_pixels(outcomes)) is None:

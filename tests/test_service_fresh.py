@@ -197,11 +197,6 @@ def test_readyz_is_not_200_while_the_model_loads(fresh: FreshServer) -> None:
 
 
 @pytest.mark.parametrize("fresh", ["FaceAttributes"], indirect=True)
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: BentoML's probe of a worker still loading raises TimeoutError after 5 s, so "
-    "the API's /readyz answers a plain-text 500 (and logs a traceback), not /docs.json's 503 not_ready",
-)
 def test_the_split_answers_the_documented_not_ready_while_its_worker_loads(fresh: FreshServer) -> None:
     responses = httpx.get(f"{fresh.url}/docs.json").json()["paths"]["/readyz"]["get"]["responses"]
     not_ready = responses["503"]["content"]["application/json"]["examples"]["not_ready"]["value"]
