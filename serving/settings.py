@@ -144,7 +144,8 @@ VARIABLES = (
              "the most pixels an image may declare, checked before decoding (also in the predict "
              "command and TorchServe's handler)", _positive_int),
     Variable(MAX_BATCH_SIZE_ENV, "max_batch_size", "a whole number, at least 1 (1 turns batching off)",
-             "the most images one forward pass may take, in both topologies", _positive_int,
+             "the most images that concurrent requests are batched into, in both topologies (one "
+             "request's images stay together, even above it)", _positive_int,
              f"twice `{MAX_IMAGES_ENV}`"),
     Variable(DRAIN_ENV, "worker_drain_seconds", "seconds, 0 or more",
              "how long the inference worker keeps answering after SIGTERM", _seconds),
