@@ -3,16 +3,24 @@ bars for the chosen one out, matching the API; 40 bars for the whole image where
 
 import base64
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
+import bentoml
 import httpx
 import pytest
+from bentoml._internal.configuration.containers import BentoMLContainer
+from bentoml._internal.models import ModelStore
+from playwright.sync_api import Locator
 
 from harness.faces import face_jpeg
 from harness.photos import astronaut, group_photo, overlap
+from harness.server import serving
 from models.attributes import ATTRIBUTES
+from models.store import model_file, read_card, save_model
 
 from .browser import Tab
+from .conftest import TrainedModel, copy_home
 
 pytestmark = pytest.mark.slow
 
@@ -229,3 +237,43 @@ def test_a_trailing_slash_leads_to_the_page(server: str) -> None:
     response = httpx.get(f"{server}/ui/", follow_redirects=True)
     assert response.status_code == 200 and response.url.path == "/ui"
     assert 'src="./ui/assets/ui.js"' in response.text
+
+
+def synthetic_note(tab: Tab, server: str) -> Locator:
+    open_demo(tab, server)  # the card is read, and the note set, before the model's tag is shown
+    return tab.page.locator("#synthetic-model")
+
+
+@pytest.mark.parametrize("topology", ["FaceAttributesOneProcess"], indirect=True)
+def test_a_model_trained_on_drawn_faces_is_called_a_demo_above_the_bars(tab: Tab, server: str) -> None:
+    note = synthetic_note(tab, server)
+    assert httpx.get(f"{server}/metadata").json()["dataset"]["kind"] == "synthetic"
+    assert note.is_visible()
+    assert "drawn faces" in note.inner_text() and "python -m train --data-dir" in note.inner_text()
+    note_box, bars_box = note.bounding_box(), tab.page.locator("#bars").bounding_box()
+    assert note_box and bars_box and note_box["y"] + note_box["height"] <= bars_box["y"]
+
+
+@pytest.fixture(scope="module")
+def celeba_model(trained: TrainedModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A server whose model's card says it learned from CelebA's files: the trained weights, saved
+    again with the data set a real CelebA run records (train/datamodule.py's describe)."""
+    home = copy_home(trained.home, tmp_path_factory.mktemp("celeba-model") / "home")
+    previous = BentoMLContainer.model_store.get()
+    BentoMLContainer.model_store.set(ModelStore(home / "models"))
+    try:
+        trained_model = bentoml.models.get(trained.tag)
+        dataset = {"kind": "celeba", "root": "/data/celeba", "layout": "KAGGLE"}
+        save_model(
+            model_file(trained_model), read_card(trained_model).model_copy(update={"dataset": dataset})
+        )
+    finally:
+        BentoMLContainer.model_store.set(previous)
+    with serving("service:FaceAttributesOneProcess", home) as running:
+        yield running.url
+
+
+def test_a_model_trained_on_celeba_gets_no_demo_note(tab: Tab, celeba_model: str) -> None:
+    note = synthetic_note(tab, celeba_model)
+    assert httpx.get(f"{celeba_model}/metadata").json()["dataset"]["kind"] == "celeba"
+    assert note.is_hidden()

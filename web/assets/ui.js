@@ -38,6 +38,8 @@ async function loadCard() {
     const card = await response.json();
     thresholds = card.thresholds;
     cardModel = card.model;
+    // The demo model's card says it learned from the generated set: its answers are only a demo.
+    $("synthetic-model").hidden = card.dataset?.kind !== "synthetic";
     $("model").textContent = card.model;
   } catch (error) {
     showError(`the server did not answer: ${error.message}`);
