@@ -6,7 +6,7 @@ pages in ``serving/api/``, the Open Inference Protocol in ``serving/oip/``, proc
 - ``FaceAttributes`` (the default of the bento and its image): the API process decodes and
   batches uploads; the ``AttributeClassifier`` worker (a GPU when there is one) runs the model.
 - ``FaceAttributesOneProcess``: decoding and inference in one process, one process per CPU core;
-  on a CPU-only host about twice the split's requests per second (docs/performance.md).
+  on a CPU-only host 1.1-1.8x the split's requests per second (docs/performance.md).
 
     bentoml serve                                  # http://localhost:3000, Swagger UI at /
     bentoml serve service:FaceAttributesOneProcess
