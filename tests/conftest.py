@@ -65,6 +65,9 @@ def model_store(tmp_path: Path) -> Iterator[Path]:
     BentoMLContainer.model_store.set(previous)
 
 
+SYNTHETIC_IMAGES = 2000  # 1,600 to train on, 200 each to validate and test
+
+
 def shared_by_workers(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder every pytest-xdist worker of this run sees (this run's own without xdist)."""
     base = tmp_path_factory.getbasetemp()
@@ -89,7 +92,7 @@ def made_once(tmp_path_factory: pytest.TempPathFactory, name: str, make: Callabl
 def synthetic_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from train.synthetic import generate
 
-    return made_once(tmp_path_factory, "synthetic", lambda out: generate(out, n=4000, seed=7))
+    return made_once(tmp_path_factory, "synthetic", lambda out: generate(out, n=SYNTHETIC_IMAGES, seed=7))
 
 
 @pytest.fixture(scope="session")
@@ -100,7 +103,7 @@ def small_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return made_once(tmp_path_factory, "small", lambda out: generate(out, n=400, seed=3))
 
 
-TRAINED_EPOCHS = 6  # the rendered attributes' test AUROC 0.96 (at least 0.90 is asked)
+TRAINED_EPOCHS = 8  # on SYNTHETIC_IMAGES: the rendered attributes' test AUROC 0.94 (0.90 is asked)
 
 
 @dataclass(frozen=True)

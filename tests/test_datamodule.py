@@ -87,7 +87,7 @@ def test_the_fork_server_imports_what_each_loader_process_would(
 def test_describe_reports_partition_sizes_and_rendered_attributes(synthetic_dir: Path) -> None:
     datamodule = CelebADataModule(synthetic_dir, FacePreset())
     described = datamodule.describe()
-    assert described["images"] == {"train": 3200, "val": 400, "test": 400}
+    assert described["images"] == {"train": 1600, "val": 200, "test": 200}
     assert described["kind"] == "synthetic" and described["layout"] == "kaggle"
     assert "Smiling" in datamodule.rendered_attributes
 

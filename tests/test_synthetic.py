@@ -12,6 +12,8 @@ from models.attributes import ATTRIBUTES
 from train.drawing import FaceSpec, render_face, sample_spec
 from train.synthetic import IMAGE_DIR, METADATA_FILE, RENDERED, generate, metadata_for
 
+from .conftest import SYNTHETIC_IMAGES
+
 
 def tree_digest(root: Path) -> str:
     digest = hashlib.sha256()
@@ -42,11 +44,11 @@ def test_kaggle_layout_with_celeba_sized_jpegs(synthetic_dir: Path) -> None:
     assert header == ["image_id", *ATTRIBUTES]
     with open(synthetic_dir / "list_eval_partition.csv") as file:
         partitions = [int(row["partition"]) for row in csv.DictReader(file)]
-    assert np.bincount(partitions).tolist() == [3200, 400, 400]
+    assert np.bincount(partitions).tolist() == [1600, 200, 200]
     with Image.open(synthetic_dir / IMAGE_DIR / "000001.jpg") as image:
         assert (image.format, image.size, image.mode) == ("JPEG", (178, 218), "RGB")
     labels = read_labels(synthetic_dir)
-    assert len(labels) == 4000
+    assert len(labels) == SYNTHETIC_IMAGES
     assert {v for row in labels.values() for v in row.values()} == {-1, 1}
 
 
@@ -54,8 +56,8 @@ def test_metadata_lists_the_rendered_attributes(synthetic_dir: Path) -> None:
     metadata = json.loads((synthetic_dir / METADATA_FILE).read_text())
     assert metadata["rendered_attributes"] == list(RENDERED)
     assert len(RENDERED) >= 12 and set(RENDERED) <= set(ATTRIBUTES)
-    assert (metadata["n"], metadata["seed"]) == (4000, 7)
-    assert metadata == metadata_for(4000, 7)
+    assert (metadata["n"], metadata["seed"]) == (SYNTHETIC_IMAGES, 7)
+    assert metadata == metadata_for(SYNTHETIC_IMAGES, 7)
 
 
 def test_labels_respect_real_world_exclusions(synthetic_dir: Path) -> None:
