@@ -118,9 +118,17 @@ def split(trained: TrainedModel) -> Iterator[RunningServer]:
         yield running
 
 
+def freeze_then_kill(pid: int) -> None:
+    """Stopped first, so that calls are in flight to it when it dies: a bare SIGKILL can land
+    between two calls of a fast model, and then no caller is left mid-call (seen under load)."""
+    os.kill(pid, signal.SIGSTOP)
+    time.sleep(0.5)  # the other clients' requests reach the frozen worker meanwhile
+    os.kill(pid, signal.SIGKILL)
+
+
 def test_a_killed_worker_is_replaced_and_its_callers_get_a_clean_503(split: RunningServer) -> None:
     (victim,) = worker_pids(split.pid)
-    results = asyncio.run(load_through_a_kill(split.url, lambda: os.kill(victim, signal.SIGKILL)))
+    results = asyncio.run(load_through_a_kill(split.url, lambda: freeze_then_kill(victim)))
     statuses = Counter(outcome.status for outcome in results)
     assert set(statuses) == {200, 503}, statuses  # the callers the dead worker left got a 503
     assert all(outcome.code == "worker_unavailable" for outcome in results if outcome.status == 503)
