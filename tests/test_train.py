@@ -14,7 +14,10 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from harness.server import BENTOML, ROOT
 from models.attributes import ATTRIBUTES
 from train.cli import build_parser, parse_config
-from train.pipeline import resolve_data_dir, run, training_threads
+from train.datamodule import CelebADataModule
+from train.hardware import evaluation_device
+from train.lit_module import AttributeLitModule
+from train.pipeline import TrainingConfig, build_trainer, finish, resolve_data_dir, run, training_threads
 
 from .conftest import PYTHON, TRAINED_EPOCHS, TrainedModel
 
@@ -42,12 +45,36 @@ def test_fast_dev_run_goes_through_every_stage(synthetic_dir: Path, tmp_path: Pa
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
-def test_fast_dev_run_on_gpu(synthetic_dir: Path, tmp_path: Path, precision: str) -> None:
-    args = smoke_args(
-        synthetic_dir, tmp_path, "--accelerator", "gpu", "--devices", "1", "--precision", precision
-    )
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--precision", "32-true"],
+        ["--precision", "bf16-mixed"],
+        ["--precision", "16-mixed"],
+        ["--deterministic"],  # an operation without a deterministic CUDA algorithm would stop it
+    ],
+    ids=" ".join,
+)
+def test_fast_dev_run_on_gpu(synthetic_dir: Path, tmp_path: Path, options: list[str]) -> None:
+    args = smoke_args(synthetic_dir, tmp_path, "--accelerator", "gpu", "--devices", "1", *options)
     assert run(parse_config(args)) is not None
+
+
+@pytest.mark.gpu
+def test_on_gpu_rank_0_evaluates_on_the_gpu_though_lightning_left_the_module_on_the_cpu(
+    synthetic_dir: Path, tmp_path: Path
+) -> None:
+    config = TrainingConfig(
+        data_dir=synthetic_dir, output_dir=tmp_path, no_store=True, accelerator="gpu", devices="1",
+        precision="32-true", fast_dev_run=True,
+    )  # fmt: skip
+    module = AttributeLitModule()
+    datamodule = CelebADataModule(synthetic_dir, module.preset, batch_size=16)
+    trainer = build_trainer(config, [], on_cuda=True)
+    trainer.test(module, datamodule=datamodule, verbose=False)
+    assert module.device.type == "cpu"  # Lightning's teardown
+    finish(config, module, datamodule, [], evaluation_device(trainer))
+    assert module.device == torch.device("cuda", 0)
 
 
 def test_every_cli_argument_is_documented() -> None:
@@ -55,8 +82,8 @@ def test_every_cli_argument_is_documented() -> None:
     for action in parser._actions:
         assert action.help, f"{action.option_strings} has no help"
     text = subprocess.run([PYTHON, "-m", "train", "--help"], cwd=ROOT, capture_output=True, text=True).stdout
-    for flag in ("--accelerator", "--devices", "--strategy", "--precision", "--max-epochs", "--batch-size",
-                 "--num-workers", "--pretrained-weights", "--data-dir"):  # fmt: skip
+    for flag in ("--accelerator", "--devices", "--strategy", "--precision", "--deterministic", "--max-epochs",
+                 "--batch-size", "--num-workers", "--pretrained-weights", "--data-dir"):  # fmt: skip
         assert flag in text
 
 
@@ -77,6 +104,7 @@ def test_training_shows_its_progress_and_ends_with_the_summary_table(trained: Tr
     assert re.search(rf"Epoch {epochs - 1}/\d+ +━+ +\d+/\d+", trained.stdout)  # Lightning's progress bar
     table = trained.stdout[trained.stdout.index("# Training report") :]
     assert all(f"| {name} " in table for name in ATTRIBUTES)
+    assert "--precision auto: 32-true (not on CUDA)" in trained.stderr  # beside Lightning's device lines
 
 
 def test_report_has_per_attribute_auroc_f1_and_tuned_thresholds(trained: TrainedModel) -> None:
@@ -137,6 +165,7 @@ def test_training_saves_the_model_and_its_card_to_the_store(trained: TrainedMode
     assert preprocessing["mean"] == [0.485, 0.456, 0.406] and preprocessing["std"] == [0.229, 0.224, 0.225]
     assert metadata["architecture"] == "tiny" and metadata["dataset"]["kind"] == "synthetic"
     assert metadata["training_args"]["max_epochs"] == TRAINED_EPOCHS
+    assert metadata["training_args"]["precision"] == "32-true"  # what --precision auto chose
     assert info["labels"]["task"] == "multilabel-classification"
     assert bentoml.__version__ == "1.4.39"
 

@@ -2,7 +2,7 @@
 
     python -m train                                  # the demo model on the synthetic set
     python -m train --data-dir ~/data/celeba --arch resnet50 --resize-size 160 --crop-size 160 \\
-        --accelerator gpu --devices 2 --strategy ddp --precision bf16-mixed
+        --accelerator gpu --devices 2 --strategy ddp
     python -m train --resume last                    # continue an interrupted run
 
 With no --data-dir the synthetic set is generated into --synthetic-dir first (once). A mistake in
@@ -69,7 +69,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     trainer.add_argument("--num-nodes", type=int, help="machines taking part (torchrun, SLURM)")
     trainer.add_argument("--strategy", help="auto, ddp, ddp_spawn, fsdp...")
-    trainer.add_argument("--precision", help="32-true, 16-mixed, bf16-mixed...")
+    trainer.add_argument(
+        "--precision",
+        help="auto (on CUDA: bf16-mixed from compute capability 8.0, 16-mixed on 7.x, else 32-true; "
+        "32-true elsewhere), 32-true, 16-mixed, bf16-mixed...",
+    )
+    trainer.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="deterministic algorithms only (an operation without one stops the run), no cuDNN "
+        "autotuning; without it, runs on CUDA autotune and may differ (runs on the CPU repeat anyway)",
+    )
     trainer.add_argument("--seed", type=int, help="seed for everything")
     trainer.add_argument(
         "--resume",

@@ -22,7 +22,8 @@ def collect_probabilities(
     device = next(model.parameters()).device
     probabilities, labels = [], []
     for pixels, batch_labels in loader:
-        probabilities.append(torch.sigmoid(model(pixels.to(device))).float().cpu())
+        # float32 before the sigmoid: under autocast the logits are bf16 or fp16 (train/lit_module.py).
+        probabilities.append(torch.sigmoid(model(pixels.to(device)).float()).cpu())
         labels.append(batch_labels)
     return torch.cat(probabilities), torch.cat(labels)
 

@@ -68,7 +68,9 @@ class AttributeLitModule(pl.LightningModule):
         pixels, labels = batch
         logits = self(pixels)
         loss: Tensor = self.loss(logits, labels)
-        metrics.update(torch.sigmoid(logits.detach()), labels.int())
+        # float32 first: under mixed precision the logits are bf16 or fp16, whose sigmoid keeps 8 or 11
+        # significant bits, and close scores would tie in the AUROC's ranking.
+        metrics.update(torch.sigmoid(logits.detach().float()), labels.int())
         self.log(
             f"{stage}/loss",
             loss,

@@ -6,7 +6,7 @@ and store a face-attribute model. ``python -m train`` (``train/cli.py``) parses 
 import json
 import os
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ import torch
 from lightning_fabric.utilities.exceptions import MisconfigurationException
 from pytorch_lightning.callbacks import Callback, EarlyStopping
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+from pytorch_lightning.utilities import rank_zero_info
 from torchmetrics.functional.classification import multilabel_auroc
 
 from models.attributes import ATTRIBUTES
@@ -29,6 +30,7 @@ from train.checks import check_config, resume_checkpoint
 from train.datamodule import CelebADataModule
 from train.errors import UserInputError, one_line
 from train.evaluate import build_report, collect_probabilities, format_table, write_report
+from train.hardware import auto_precision, cuda_capability, determinism, evaluation_device, trains_on_cuda
 from train.history import History
 from train.lit_module import AttributeLitModule
 from train.plots import write_plots
@@ -57,7 +59,8 @@ class TrainingConfig:
     accelerator: str = "auto"
     devices: str = "auto"
     strategy: str = "auto"
-    precision: str = "32-true"
+    precision: str = "auto"
+    deterministic: bool = False
     seed: int = 0
     fast_dev_run: bool = False
     num_nodes: int = 1
@@ -103,6 +106,8 @@ def run(config: TrainingConfig) -> TrainingResult | None:
     ``UserInputError`` on every process alike.
     """
     check_config(config)
+    on_cuda = trains_on_cuda(config.accelerator)
+    config = resolve_precision(config, on_cuda)
     # Not workers=True: augmentation draws from per-image seeds (train/sharding.py), not from a
     # loader process's generators, and Lightning's seeding function would make every loader
     # process import Lightning (4 s on 2 cores).
@@ -119,7 +124,7 @@ def run(config: TrainingConfig) -> TrainingResult | None:
     checkpoints = checkpoint_callbacks(config.output_dir / "checkpoints", monitor)
     history = History()
     early_stopping = EarlyStopping(monitor=monitor, mode="max", patience=config.patience)
-    trainer = build_trainer(config, [*checkpoints, early_stopping, history])
+    trainer = build_trainer(config, [*checkpoints, early_stopping, history], on_cuda)
     torch.set_num_threads(training_threads(datamodule.loader_workers(Partition.TRAIN), trainer.num_devices))
     with warnings.catch_warnings():
         # Lightning warns that a mid-epoch checkpoint resumes unreliably with a plain DataLoader;
@@ -133,7 +138,19 @@ def run(config: TrainingConfig) -> TrainingResult | None:
     trainer.test(module, datamodule=datamodule, verbose=False)
     if not trainer.is_global_zero:
         return None
-    return finish(config, module, datamodule, history.rows)
+    return finish(config, module, datamodule, history.rows, evaluation_device(trainer))
+
+
+def resolve_precision(config: TrainingConfig, on_cuda: bool) -> TrainingConfig:
+    """``config`` with ``--precision auto`` replaced by its choice for this machine, said once;
+    before anything records the config, so that the model card says what ran."""
+    if config.precision != "auto":
+        return config  # Lightning checks it; CUDA is not asked
+    capability = cuda_capability() if on_cuda else None
+    chosen = auto_precision(capability)
+    found = f"CUDA compute capability {capability[0]}.{capability[1]}" if capability else "not on CUDA"
+    rank_zero_info(f"--precision auto: {chosen} ({found})")
+    return replace(config, precision=chosen)
 
 
 def build_module(config: TrainingConfig, rendered_attributes: list[str] | None) -> AttributeLitModule:
@@ -151,14 +168,15 @@ def build_module(config: TrainingConfig, rendered_attributes: list[str] | None) 
         raise UserInputError(f"--pretrained-weights {one_line(error)}") from None
 
 
-def build_trainer(config: TrainingConfig, callbacks: list[Callback]) -> pl.Trainer:
+def build_trainer(config: TrainingConfig, callbacks: list[Callback], on_cuda: bool) -> pl.Trainer:
     """The Lightning trainer; its own checks of accelerator, devices, strategy and precision
-    become ``UserInputError``."""
+    become ``UserInputError``. ``on_cuda``: whether it trains on CUDA devices."""
     devices, num_nodes = parse_devices(config.devices), config.num_nodes
     if devices == "auto" and under_torchrun():
         # torchrun starts the processes and says how many: Lightning must match them.
         devices = int(os.environ["LOCAL_WORLD_SIZE"])
         num_nodes = int(os.environ["WORLD_SIZE"]) // devices
+    deterministic, benchmark = determinism(on_cuda, forced=config.deterministic)
     try:
         return pl.Trainer(
             accelerator=config.accelerator,
@@ -177,7 +195,8 @@ def build_trainer(config: TrainingConfig, callbacks: list[Callback]) -> pl.Train
             # The data module shards every split itself, without the padding of Lightning's sampler.
             use_distributed_sampler=False,
             enable_progress_bar=True,
-            deterministic="warn",
+            deterministic=deterministic,
+            benchmark=benchmark,
         )
     except (MisconfigurationException, ValueError) as error:
         raise UserInputError(f"trainer options: {one_line(error)}") from None
@@ -193,9 +212,12 @@ def finish(
     module: AttributeLitModule,
     datamodule: CelebADataModule,
     history: list[dict[str, Any]],
+    device: torch.device,
 ) -> TrainingResult:
-    """Thresholds on validation, the test report and its charts, the export and the store entry."""
+    """Thresholds on validation, the test report and its charts, the export and the store entry;
+    the model evaluated on ``device`` (the export copies it to the CPU)."""
     # On rank 0 alone, over whole splits: the other processes have finished.
+    module.to(device)
     whole = Shard()
     val_probabilities, val_labels = collect_probabilities(
         module, datamodule.eval_dataloader(Partition.VAL, whole)
