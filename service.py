@@ -3,10 +3,12 @@
 BentoML declarations only: the request path lives in ``serving/inference/``, the HTTP edge and
 pages in ``serving/api/``, the Open Inference Protocol in ``serving/oip/``, process tuning in
 ``serving/process/`` and the model in ``models/``. Two topologies, the same API:
-- ``FaceAttributes`` (the default of the bento and its image): the API process decodes and
-  batches uploads; the ``AttributeClassifier`` worker (a GPU when there is one) runs the model.
-- ``FaceAttributesOneProcess``: decoding and inference in one process, one process per CPU core;
-  on a CPU-only host 1.1-1.8x the split's requests per second (docs/performance.md).
+- ``FaceAttributes`` (the default of the bento and its image): API processes (one per core)
+  decode and batch uploads; the ``AttributeClassifier`` worker runs the model, one per GPU when
+  CUDA can be used, else one on the CPU.
+- ``FaceAttributesOneProcess``: decoding and inference in one process, one process per CPU core
+  (per GPU with ``FACE_ATTRIBUTES_DEVICE=cuda``); on a CPU-only host 1.1-1.8x the split's
+  requests per second (docs/performance.md).
 
     bentoml serve                                  # http://localhost:3000, Swagger UI at /
     bentoml serve service:FaceAttributesOneProcess
@@ -22,13 +24,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import aiohttp
-import anyio
 import bentoml
 import numpy as np
 from bentoml.exceptions import BentoMLException
 from bentoml.validators import DType
 
-from models.store import load_runtime, require_model
+from models.store import require_model
 from serving.api.app import build_app
 from serving.api.direct import DirectPredictions
 from serving.api.edge import Edge
@@ -37,6 +38,7 @@ from serving.api.openapi import Examples, document_service
 from serving.errors import WorkerUnavailable
 from serving.inference.batcher import WORKER_CALLS_IN_FLIGHT
 from serving.inference.images import Outcome, decoded_pixels, rejoin
+from serving.inference.passes import WorkerPasses, passes_in_flight
 from serving.inference.placement import Upload, run_blocking
 from serving.inference.predictions import Detection, Prediction
 from serving.inference.requests import RequestPath
@@ -44,11 +46,14 @@ from serving.process.balance import ConnectionBalance
 from serving.process.garbage import StartupObjectsFrozen
 from serving.process.graceful import delay_worker_shutdown
 from serving.process.memory import FreedMemoryTrim
+from serving.process.plan import Placement
 from serving.process.siblings import Siblings
 from serving.process.tuning import tracing_config, tune_process
 from serving.settings import MODEL_ENV, ONE_PROCESS
 
-SETTINGS = tune_process()  # environment defaults and BentoML patches, each with why: serving/process/
+# Environment defaults and BentoML patches, each with why, the settings, and each topology's device
+# and processes: serving/process/tuning.py.
+SETTINGS, PLAN = tune_process()
 TRACING = tracing_config()
 MODEL = bentoml.models.BentoModel(require_model(SETTINGS.model, MODEL_ENV).tag)
 WORKER_PROBE_TIMEOUT_S = 2  # the worker's /readyz answers in milliseconds, even at 64 clients
@@ -56,7 +61,8 @@ logger = logging.getLogger("face_attributes")
 
 
 @bentoml.service(
-    resources={"gpu": 1},
+    resources={"gpu": 1},  # what a platform (BentoCloud, Yatai) schedules on; the plan places them
+    workers=PLAN.split.processes,
     traffic={"timeout": 60},
     # BentoML's inter-service client (1.4.30+) closes its shared connection pool every 100
     # requests or 300 s even with requests in flight on it (bentoml issues 5540, 5544). The pool
@@ -64,16 +70,14 @@ logger = logging.getLogger("face_attributes")
     runner_connection={"max_requests": 2**31 - 1, "max_age": 1e12},
 )
 class AttributeClassifier(StartupObjectsFrozen):
-    """Batched inference on uint8 pixels; CUDA when available, CPU otherwise."""
+    """Batched inference on uint8 pixels, on the device the plan gives this worker."""
 
     model = MODEL
 
     def __init__(self) -> None:
         self.ready = False
-        self.runtime = load_runtime(self.model)
-        self.lone_threads = self.runtime.lone_image_threads(self.runtime.cores)
-        self.calls_in_flight = 0
-        self.passes = anyio.CapacityLimiter(self.runtime.cores)
+        runtime = PLAN.split.load(self.model, SETTINGS.largest_batch)
+        self.passes = WorkerPasses(runtime, SETTINGS.largest_batch)
         self.memory = FreedMemoryTrim()
         delay_worker_shutdown(SETTINGS.worker_drain_seconds)
         self.ready = True
@@ -81,19 +85,14 @@ class AttributeClassifier(StartupObjectsFrozen):
     def __is_ready__(self) -> bool:
         return self.ready
 
-    # Not BentoML-batchable: the API process sends whole batches (serving/inference/batcher.py),
-    # two at a time, run side by side, a core each (BentoML's dispatcher ran them one after the
-    # other). Interleaved on 2 cores: resnet18 at 32 clients 133 -> 153 req/s, 64 138 -> 167.
+    # Not BentoML-batchable: the API processes send whole batches (serving/inference/batcher.py),
+    # which run side by side on the CPU and merged on a GPU (serving/inference/passes.py).
     @bentoml.api
     async def classify(self, pixels: Annotated[np.ndarray, DType("uint8")]) -> np.ndarray:
-        """(N, 3, H, W) uint8 pixels -> (N, 40) float32 probabilities; a lone call may use
-        every core (``lone_image_threads``)."""
-        self.calls_in_flight += 1
+        """(N, 3, H, W) uint8 pixels -> (N, 40) float32 probabilities."""
         try:
-            threads = self.lone_threads if self.calls_in_flight == 1 else 1
-            return await anyio.to_thread.run_sync(self.runtime, pixels, threads, limiter=self.passes)
+            return await self.passes(pixels)
         finally:
-            self.calls_in_flight -= 1
             self.memory.after_pass()
 
 
@@ -104,9 +103,11 @@ class FaceAttributesAPI(RequestPath, StartupObjectsFrozen, ABC):
     """The HTTP API both topologies serve; each says where inference runs (``classify``)."""
 
     model = MODEL
+    placement: Placement  # where this topology runs the model
 
     def __init__(self) -> None:
-        super().__init__(SETTINGS)
+        super().__init__(SETTINGS, self.placement.devices())
+        self.placement.publish()
 
     async def __is_alive__(self) -> bool:
         """/livez and the Open Inference Protocol's health: the model answers."""
@@ -137,20 +138,26 @@ class FaceAttributesAPI(RequestPath, StartupObjectsFrozen, ABC):
 app = build_app()
 
 
-@bentoml.service(name="face-attributes", traffic={"timeout": 60}, tracing=TRACING)
+@bentoml.service(name="face-attributes", workers=PLAN.api_workers, traffic={"timeout": 60}, tracing=TRACING)
 @bentoml.asgi_app(app, path="/")
 class FaceAttributes(FaceAttributesAPI):
     """Face attributes (CelebA's 40) from an uploaded image."""
 
     classifier = bentoml.depends(AttributeClassifier)
     batches_in_flight = WORKER_CALLS_IN_FLIGHT
+    placement = PLAN.split
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.siblings = Siblings()
 
     async def __is_alive__(self) -> bool:
-        """Alive while the worker answers. Inside a container BentoML does not respawn a dead
-        worker, so only a failing liveness probe (/livez) gets the pod restarted."""
+        """Alive while the worker answers and every API process runs. Inside a container BentoML
+        does not respawn a dead process, so only a failing liveness probe (/livez) gets the pod
+        restarted."""
         try:
             ready: bool = await self.classifier.is_ready(WORKER_PROBE_TIMEOUT_S)
-            return ready
+            return ready and self.siblings.all_running()
         except Exception:  # a worker that is gone refuses the connection: not alive
             return False
 
@@ -175,16 +182,21 @@ class FaceAttributes(FaceAttributesAPI):
 # One process per CPU core, each with one torch thread under load. Measured on 2 cores at 32
 # clients: 2 processes x 1 thread 513 req/s; 1 process x 2 threads 325; 3 processes x 1 thread 498.
 # Named as the split's API: a bento serves only services its bento.yaml names (see Selected).
-@bentoml.service(name="face-attributes", workers="cpu_count", traffic={"timeout": 60}, tracing=TRACING)
+@bentoml.service(
+    name="face-attributes", workers=PLAN.one_process.processes, traffic={"timeout": 60}, tracing=TRACING
+)
 @bentoml.asgi_app(app, path="/")
 class FaceAttributesOneProcess(FaceAttributesAPI):
     """Face attributes (CelebA's 40) from an uploaded image."""
 
+    placement = PLAN.one_process
+
     def __init__(self) -> None:
         super().__init__()
-        self.runtime = load_runtime(self.model)
+        self.runtime = self.placement.load(self.model, SETTINGS.largest_batch)
         # Threads for a lone request: every core, if this model's pass is long enough to gain.
         self.lone_threads = self.runtime.lone_image_threads(self.runtime.cores)
+        self.in_flight = passes_in_flight()
         self.siblings = Siblings()
         self.memory = FreedMemoryTrim()
 
@@ -208,7 +220,8 @@ class FaceAttributesOneProcess(FaceAttributesAPI):
         # A lone request may use every core: its latency is one forward pass, and no one else
         # asked. More means load: one thread, so the processes (one per core) share the cores.
         threads = self.lone_threads if self.requests_in_flight == 1 else 1
-        probabilities = self.runtime(pixels, threads)
+        with self.in_flight.track_inprogress():
+            probabilities = self.runtime(pixels, threads)
         self.memory.after_pass()
         return rejoin(outcomes, probabilities)
 
@@ -225,9 +238,8 @@ def build_openapi_document(api: FaceAttributesAPI) -> dict[str, Any]:
     return document_service(service.openapi_spec.asdict(), SETTINGS, api.tag, Examples.of(api.card, api.tag))
 
 
-# Its workers share one socket (serving/process/balance.py).
-FaceAttributesOneProcess.add_asgi_middleware(ConnectionBalance)  # type: ignore[attr-defined]  # see TOPOLOGIES
 for topology in TOPOLOGIES:
+    topology.add_asgi_middleware(ConnectionBalance)  # its processes share one socket: balance.py
     topology.add_asgi_middleware(Edge, settings=SETTINGS)  # first added: outermost
     topology.add_asgi_middleware(DirectPredictions)
 

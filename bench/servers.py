@@ -21,7 +21,7 @@ from harness.metrics import batch_counters
 from harness.server import serving
 from harness.torchserve import PREDICT_PATH, TorchServeOptions, export_archive, torchserve
 from models.store import store_home
-from serving.settings import MAX_BATCH_SIZE_ENV, MODEL_ENV
+from serving.settings import API_WORKERS_ENV, MAX_BATCH_SIZE_ENV, MODEL_ENV
 
 TORCHSERVE = "TorchServe"
 TORCHSERVE_BATCH_DELAY_MS = 10
@@ -40,6 +40,8 @@ CONFIGURATIONS = (
     Configuration(TORCHSERVE, TORCHSERVE),
     Configuration("one process, batching off", "service:FaceAttributesOneProcess", {MAX_BATCH_SIZE_ENV: "1"}),
     Configuration("split, batching off", "service:FaceAttributes", {MAX_BATCH_SIZE_ENV: "1"}),
+    # The split as it was before its API scaled to the cores: what more API processes gain.
+    Configuration("split, one API process", "service:FaceAttributes", {API_WORKERS_ENV: "1"}),
 )
 DEFAULT_CONFIGURATIONS = ("one process", "split", TORCHSERVE)
 

@@ -82,10 +82,12 @@ def read_card(model: bentoml.Model) -> ModelCard:
     return ModelCard.model_validate(model.info.metadata)
 
 
-def load_runtime(model: bentoml.Model) -> "ModelRuntime":
-    """The stored model, ready to run on this process's device."""
+def load_runtime(model: bentoml.Model, device: str | None = None, largest_batch: int = 2) -> "ModelRuntime":
+    """The stored model on ``device`` (by default CUDA when available), warmed up for batches of
+    up to ``largest_batch`` images."""
     # torch only here: the processes that import this module without running the model (the
     # split's API process, the `bentoml serve` process) stay without it (about 200 MiB).
     from models.runtime import ModelRuntime
 
-    return ModelRuntime(model_file(model), read_card(model).preprocessing.crop_size)
+    crop_size = read_card(model).preprocessing.crop_size
+    return ModelRuntime(model_file(model), crop_size, device, largest_batch=largest_batch)

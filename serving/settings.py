@@ -12,6 +12,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from models.device import AUTO, CPU, CUDA, DEVICE_ENV
 from models.names import DEFAULT_MODEL_TAG
 
 MODEL_ENV = "FACE_ATTRIBUTES_MODEL"
@@ -24,6 +25,7 @@ DRAIN_ENV = "FACE_ATTRIBUTES_WORKER_DRAIN_SECONDS"
 TOPOLOGY_ENV = "FACE_ATTRIBUTES_TOPOLOGY"
 MAX_FACES_ENV = "FACE_ATTRIBUTES_MAX_FACES"
 DETECTION_SIDE_ENV = "FACE_ATTRIBUTES_DETECTION_SIDE"
+API_WORKERS_ENV = "FACE_ATTRIBUTES_API_WORKERS"
 
 SPLIT, ONE_PROCESS = "split", "one-process"
 
@@ -53,6 +55,17 @@ class Settings:
     # Detection runs on the photo scaled to this longer side: 1024x1024 took 0.13-0.15 s here; it finds
     # faces from about 55 px wide at that scale (docs/api.md, "Faces in photos").
     detection_side: int = 1024
+    # auto: the split's worker on CUDA when it can be used (the reason logged when not), the
+    # one-process topology on the CPU; cuda: on CUDA or not at all (serving/process/plan.py).
+    device: str = AUTO
+    # The split's API processes, which decode the uploads for the worker; None: one per core.
+    api_workers: int | None = None
+
+    @property
+    def largest_batch(self) -> int:
+        """The most images one forward pass or worker call can bring: a batch of concurrent
+        requests, or one request's images (``/predict_batch``, ``/detect``'s faces) above it."""
+        return max(self.max_batch_size, self.max_batch_images, self.max_faces)
 
     @classmethod
     def from_env(
@@ -122,6 +135,12 @@ def _topology(text: str) -> str:
     return text
 
 
+def _device(text: str) -> str:
+    if text not in (AUTO, CUDA, CPU):
+        raise ValueError(text)
+    return text
+
+
 def _token(text: str) -> str:
     if any(ord(character) < 33 or ord(character) > 126 for character in text):
         raise ValueError(text)  # it travels in an HTTP header: printable ASCII, no spaces
@@ -159,6 +178,13 @@ VARIABLES = (
     Variable(DETECTION_SIDE_ENV, "detection_side", "a whole number of pixels, at least 1",
              "the longer side a photo is scaled down to for face detection: more finds smaller faces, "
              "at a cost that grows with its square", _positive_int),
+    Variable(DEVICE_ENV, "device", f"`{AUTO}`, `{CUDA}` or `{CPU}`",
+             "where the model runs: `auto` puts the split's worker on CUDA when it can be used and the "
+             "one-process topology on the CPU; `cuda` stops the server at start, saying why, where CUDA "
+             "cannot be used, and puts every topology on the GPUs, a process per GPU", _device),
+    Variable(API_WORKERS_ENV, "api_workers", "a whole number, at least 1",
+             "the split topology's API processes, which decode uploads and batch them for the worker",
+             _positive_int, "one per CPU core"),
 )  # fmt: skip
 
 assert {v.field for v in VARIABLES} == {f.name for f in fields(Settings)}, "every setting has one variable"

@@ -35,7 +35,7 @@ SERVING_MAY_IMPORT = {
     "predict": {"errors", "settings", "inference"},
     "oip": {"errors", "inference", "served", "oip"},
     "api": {"errors", "settings", "inference", "served", "oip", "api"},
-    "process": {"settings", "api", "process"},
+    "process": {"settings", "inference", "api", "process"},
 }
 PARTS = set(MAY_IMPORT)
 TRAINING_STACK = ("pytorch_lightning", "lightning", "torchmetrics", "train")

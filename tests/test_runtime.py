@@ -25,18 +25,32 @@ def runtime(model_file: Path) -> ModelRuntime:
     return ModelRuntime(model_file, 32, "cpu")
 
 
-def test_a_runtime_has_run_a_warm_up_batch_by_the_time_it_exists(model_file: Path) -> None:
+@pytest.mark.parametrize(
+    ("largest_batch", "sizes"),
+    [(2, [1, 1, 2]), (5, [1, 1, 2, 3, 4, 5]), (64, [1, *range(1, 17)])],
+    ids=["default", "five", "slices-of-16"],
+)
+def test_a_runtime_has_run_every_pass_size_it_can_get_by_the_time_it_exists(
+    model_file: Path, largest_batch: int, sizes: list[int]
+) -> None:
     """Both topologies report ready once their service is built, the runtime in it: by then a
-    batch has gone through the model, so no caller waits on the slow first pass."""
-    passes: list[tuple[int, ...]] = []
+    pass of every size a batch can bring has gone through the model (on the CPU, slices of at
+    most 16), so no caller waits on a size's slow first pass; each one's time is kept."""
+    passes: list[int] = []
 
     class Watched(ModelRuntime):
         def _pass(self, pixels: np.ndarray, threads: int | None) -> np.ndarray:
-            passes.append(pixels.shape)
+            passes.append(len(pixels))
             return super()._pass(pixels, threads)
 
-    Watched(model_file, 32, "cpu")
-    assert passes == [(2, 3, 32, 32)]
+    runtime = Watched(model_file, 32, "cpu", largest_batch=largest_batch)
+    assert passes == sizes
+    assert list(runtime.first_pass_ms) == sorted(set(sizes))
+    assert all(ms > 0 for ms in runtime.first_pass_ms.values())
+
+
+def test_a_runtime_on_the_cpu_says_so(runtime: ModelRuntime) -> None:
+    assert (runtime.device.type, runtime.device_name, runtime.precision) == ("cpu", "CPU", "fp32")
 
 
 @pytest.mark.parametrize("images", [1, 3, 5])

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import bentoml
 import httpx
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -17,10 +18,15 @@ from harness.faces import face_jpeg
 from harness.metrics import answered_requests, batch_counters
 from harness.server import serving
 from models.attributes import ATTRIBUTES
-from serving.settings import MAX_BATCH_SIZE_ENV
+from models.preprocess import FacePreset
+from models.runtime import ModelRuntime
+from serving.inference.images import pixels_from_upload
+from serving.process.plan import cpu_model
+from serving.settings import MAX_BATCH_SIZE_ENV, Settings
 
 from .conftest import copy_home
 from .needs import unavailable
+from .test_service_load import largest_difference
 
 pytestmark = pytest.mark.slow
 
@@ -68,6 +74,27 @@ def test_the_metadata_is_the_model_card(server: str, trained) -> None:
     assert card["metrics"]["test_macro_auroc_rendered"] == pytest.approx(
         trained.report["metrics"]["test_macro_auroc_rendered"]
     )
+
+
+def test_the_metadata_and_metrics_say_where_the_model_runs(server: str) -> None:
+    """No GPU here: both topologies run the model on the CPU, in float32, and say so."""
+    assert httpx.get(f"{server}/metadata").json()["devices"] == [
+        {"device": "cpu", "name": cpu_model(), "precision": "fp32"}
+    ]
+    metrics = httpx.get(f"{server}/metrics").text
+    assert f'face_attributes_device_info{{device="cpu",name="{cpu_model()}",precision="fp32"}} 1.0' in metrics
+    # This pytest worker's requests to it are all answered.
+    assert "\nface_attributes_inference_batches_in_flight 0.0\n" in metrics
+
+
+def test_an_answer_is_the_models_row_attribute_by_attribute(server: str, trained) -> None:
+    """How tests/test_gpu.py compares CUDA's answers with the CPU's, checked here on the CPU."""
+    images = [face_jpeg(seed) for seed in (5, 6)]
+    reference = ModelRuntime(trained.output_dir / "model.pt", 64, "cpu")
+    max_pixels = Settings().max_pixels
+    rows = reference(np.stack([pixels_from_upload(data, FacePreset(), max_pixels) for data in images]))
+    for data, row in zip(images, rows, strict=True):
+        assert largest_difference(predict(server, data).json(), row) <= 1e-5
 
 
 def test_present_follows_the_tuned_thresholds(server: str) -> None:

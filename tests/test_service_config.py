@@ -66,10 +66,29 @@ def test_a_users_arena_count_stands(trained: TrainedModel) -> None:
     assert environ["MALLOC_ARENA_MAX"] == "8"
 
 
+def test_each_model_process_says_where_the_model_runs_and_how_fast_each_size_first_ran(
+    server: str, server_log: Path, topology: str
+) -> None:
+    """Warmed for every pass size the settings allow (on the CPU, slices of at most 16 images),
+    each size's first pass timed, and the reason CUDA was not used: one line per model process."""
+    processes = 1 if topology == "FaceAttributes" else cpu_count_workers()
+    pattern = (
+        r"face-attributes: the model runs on cpu, .+, fp32 \((CUDA cannot be used here|"
+        r"the one-process topology needs FACE_ATTRIBUTES_DEVICE=cuda).*\); first pass per batch "
+        r"size \(ms\): 1: [\d.]+, 2: [\d.]+, (\d+: [\d.]+, ){13}16: [\d.]+$"
+    )
+    deadline = time.monotonic() + 60
+    while len(lines := re.findall(pattern, server_log.read_text(), re.MULTILINE)) < processes:
+        assert time.monotonic() < deadline, server_log.read_text()[-3000:]
+        time.sleep(0.2)
+    assert len(lines) == processes
+
+
 def test_every_worker_froze_its_start_up_objects(server: str, server_log: Path, topology: str) -> None:
     """BentoML ran the startup hook of serving/process/garbage.py in each process that built the
-    service: the split's API process and its worker, or each one-process worker (one per core)."""
-    processes = 2 if topology == "FaceAttributes" else cpu_count_workers()
+    service: the split's API processes (one per core) and its worker, or each one-process worker
+    (one per core)."""
+    processes = cpu_count_workers() + (1 if topology == "FaceAttributes" else 0)
     deadline = time.monotonic() + 60  # only a stuck worker takes this long: it logs its hook just after
     while True:
         log = server_log.read_text()

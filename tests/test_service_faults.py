@@ -16,6 +16,7 @@ import pytest
 
 from harness.faces import face_jpeg
 from harness.server import BENTOML, ROOT, RunningServer, free_port, serving
+from models.device import cuda_report
 
 from .conftest import TrainedModel, copy_home
 
@@ -44,7 +45,8 @@ def test_no_model_in_the_store_stops_the_server_with_the_fix(tmp_path: Path) -> 
     ("variable", "value", "accepts"),
     [("FACE_ATTRIBUTES_MAX_BODY_BYTES", "ten", "a whole number of bytes, at least 1"),
      ("FACE_ATTRIBUTES_WORKER_DRAIN_SECONDS", "-1", "seconds, 0 or more"),
-     ("FACE_ATTRIBUTES_MODEL", "Not A Tag", "a model tag in the store")],
+     ("FACE_ATTRIBUTES_MODEL", "Not A Tag", "a model tag in the store"),
+     ("FACE_ATTRIBUTES_DEVICE", "gpu", "`auto`, `cuda` or `cpu`")],
 )  # fmt: skip
 def test_an_invalid_setting_stops_the_server_at_start_naming_it(
     trained: TrainedModel, tmp_path: Path, variable: str, value: str, accepts: str
@@ -52,6 +54,17 @@ def test_an_invalid_setting_stops_the_server_at_start_naming_it(
     result = serve_until_exit(copy_home(trained.home, tmp_path / "home"), **{variable: value})
     assert result.returncode != 0
     assert f"{variable}={value!r} is not accepted: {variable} takes {accepts}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.skipif(cuda_report().problem() is None, reason="CUDA can be used here")
+def test_cuda_asked_for_where_it_cannot_be_had_stops_the_server_saying_why(
+    trained: TrainedModel, tmp_path: Path
+) -> None:
+    result = serve_until_exit(copy_home(trained.home, tmp_path / "home"), FACE_ATTRIBUTES_DEVICE="cuda")
+    assert result.returncode != 0
+    (line,) = [line for line in result.stderr.splitlines() if "FACE_ATTRIBUTES_DEVICE=cuda" in line]
+    assert line.endswith(f"CUDA cannot be used here: {cuda_report().problem()}")
     assert "Traceback" not in result.stderr
 
 

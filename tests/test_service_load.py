@@ -5,9 +5,11 @@ import random
 from datetime import UTC, datetime
 
 import httpx
+import numpy as np
 import pytest
 
 from harness.faces import face_jpeg
+from models.attributes import ATTRIBUTES
 
 from .bad_uploads import gif_declaring, png_declaring, truncated
 
@@ -29,6 +31,13 @@ BAD = [  # (request kwargs, expected status)
 
 def probabilities(body: dict) -> dict[str, float]:
     return {a["name"]: a["probability"] for a in body["attributes"]}
+
+
+def largest_difference(body: dict, row: np.ndarray) -> float:
+    """Between an answer (its attributes most probable first) and the model's output row (in
+    the model's order), attribute by attribute."""
+    answered = probabilities(body)
+    return max(abs(answered[name] - float(p)) for name, p in zip(ATTRIBUTES, row, strict=True))
 
 
 async def mixed_load(url: str, good: list[bytes]) -> list[tuple[str, int, int, dict]]:

@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 
 from serving.settings import (
+    API_WORKERS_ENV,
     DETECTION_SIDE_ENV,
+    DEVICE_ENV,
     DRAIN_ENV,
     MAX_BATCH_SIZE_ENV,
     MAX_BODY_ENV,
@@ -43,6 +45,8 @@ VALID: dict[str, tuple[str, Any]] = {
     TOPOLOGY_ENV: ("one-process", "one-process"),
     MAX_FACES_ENV: ("4", 4),
     DETECTION_SIDE_ENV: ("640", 640),
+    DEVICE_ENV: ("cpu", "cpu"),
+    API_WORKERS_ENV: ("3", 3),
 }
 
 INVALID = [
@@ -67,6 +71,9 @@ INVALID = [
     (MAX_FACES_ENV, "0"),
     (MAX_FACES_ENV, "all"),
     (DETECTION_SIDE_ENV, "-640"),
+    (DEVICE_ENV, "gpu"),
+    (DEVICE_ENV, "cuda:1"),
+    (API_WORKERS_ENV, "0"),
 ]
 
 
@@ -93,6 +100,16 @@ def test_each_variable_is_read_into_its_field(variable: Variable) -> None:
 
 def test_batch_size_defaults_to_twice_the_batch_images_limit() -> None:
     assert Settings.from_env({MAX_IMAGES_ENV: "7"}).max_batch_size == 14
+
+
+@pytest.mark.parametrize(
+    ("environ", "largest"),
+    [({}, 64), ({MAX_BATCH_SIZE_ENV: "8"}, 32), ({MAX_BATCH_SIZE_ENV: "4", MAX_IMAGES_ENV: "2"}, 16),
+     ({MAX_IMAGES_ENV: "50"}, 100)],
+)  # fmt: skip
+def test_the_largest_batch_is_what_a_pass_can_bring(environ: dict[str, str], largest: int) -> None:
+    """Batches of concurrent requests, or one request's images or faces above them."""
+    assert Settings.from_env(environ).largest_batch == largest
 
 
 def test_an_explicit_batch_size_wins_over_the_default() -> None:

@@ -29,7 +29,7 @@ from serving.errors import (
 )
 from serving.inference.detection import DetectedFace
 from serving.inference.images import ACCEPTED, EXAMPLE_UNSUPPORTED, NOT_AN_IMAGE, too_large, unsupported
-from serving.inference.predictions import Detection, ModelMetadata, to_face, to_prediction
+from serving.inference.predictions import Detection, ModelMetadata, ServingDevice, to_face, to_prediction
 from serving.settings import MAX_BODY_ENV, MAX_FACES_ENV, MAX_IMAGES_ENV, MAX_PIXELS_ENV, TOKEN_ENV, Settings
 
 TITLE = "face-attributes"
@@ -78,6 +78,10 @@ ASTRONAUT_FACE = DetectedFace(
 )
 
 
+# Not the serving host's: /docs.json stays open when a token guards /metadata.
+EXAMPLE_DEVICE = ServingDevice(device="cuda:0", name="NVIDIA L4", precision="tf32")
+
+
 @dataclass(frozen=True)
 class Examples:
     """Example answers in the served model's terms. /docs.json stays open when a token guards
@@ -101,10 +105,10 @@ class Examples:
             to_prediction(p, public, model_tag).model_dump()
             for p in (np.linspace(0.98, 0.01, len(names)), np.linspace(0.01, 0.98, len(names)))
         )
-        metadata = ModelMetadata(model=model_tag, **public.model_dump()).model_dump()
+        metadata = ModelMetadata(model=model_tag, devices=[EXAMPLE_DEVICE], **public.model_dump())
         face = to_face(ASTRONAUT_FACE, np.linspace(0.98, 0.01, len(names)), public, model_tag)
         detection = Detection(model=model_tag, faces=[face], faces_found=1, capped=None).model_dump()
-        return cls(prediction=first, batch=[first, second], detection=detection, metadata=metadata)
+        return cls(first, [first, second], detection, metadata.model_dump())
 
 
 def describe(settings: Settings, model_tag: str) -> str:

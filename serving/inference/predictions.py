@@ -58,8 +58,20 @@ class Detection(BaseModel):
     )
 
 
+class ServingDevice(BaseModel):
+    device: str = Field(description='Where the model runs: "cpu" or "cuda:N".', examples=["cuda:0"])
+    name: str = Field(description="The GPU's or the CPU's model.", examples=["NVIDIA H100 80GB HBM3"])
+    precision: str = Field(
+        description='"fp32", or "tf32": float32 with TF32 tensor cores (compute capability 8.0 and newer).',
+        examples=["tf32"],
+    )
+
+
 class ModelMetadata(ModelCard):
     model: str = Field(description="The served model, name:version.")
+    devices: list[ServingDevice] = Field(
+        description="Where this topology runs the model: the CPU, or one entry per GPU (a process each)."
+    )
 
 
 class ScoreFields(TypedDict):

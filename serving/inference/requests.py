@@ -17,7 +17,14 @@ from serving.errors import ServiceError
 from serving.inference.batcher import MicroBatcher
 from serving.inference.images import FacesInPhoto, Outcome, decode_each, faces_in_photo
 from serving.inference.placement import Upload
-from serving.inference.predictions import Detection, ModelMetadata, Prediction, to_detection, to_prediction
+from serving.inference.predictions import (
+    Detection,
+    ModelMetadata,
+    Prediction,
+    ServingDevice,
+    to_detection,
+    to_prediction,
+)
 from serving.settings import Settings
 
 BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
@@ -29,8 +36,10 @@ class RequestPath(ABC):
     model: bentoml.Model
     batches_in_flight = 1  # calls of ``classify`` at once
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, devices: list[ServingDevice]) -> None:
+        """``devices``: where this topology runs the model, as ``/metadata`` says it."""
         self.settings = settings
+        self.devices = devices
         self.card = read_card(self.model)
         self.preset = self.card.preprocessing.preset()
         self.tag = str(self.model.tag)
@@ -91,4 +100,4 @@ class RequestPath(ABC):
         return to_detection(photo, probabilities, self.card, self.tag)
 
     def metadata(self) -> ModelMetadata:
-        return ModelMetadata(model=self.tag, **self.card.model_dump())
+        return ModelMetadata(model=self.tag, devices=self.devices, **self.card.model_dump())

@@ -18,11 +18,19 @@ again: environment variables set here reach every process, and patches apply in 
    (``graceful.py``): requests in flight at SIGTERM get their answers (20 of 20, against 503s).
 6. BentoML's traffic timeout and request metrics middlewares with less work per request, same
    behaviour (``bentoml_fixes.py``): in-process 15-16 -> 6.5 us and 19-29 -> 11-13 us a request.
+7. ``BENTOML_DISABLE_GPU_ALLOCATION=1`` unless set: BentoML's allocator gives every worker of a
+   service the same GPUs, and none to ``workers="cpu_count"``; ``plan.py`` puts each model
+   process on its own GPU instead.
+8. The service's own log lines at INFO (BentoML's server logging passes only warnings from
+   loggers not its own): each model process says where the model runs and how long each batch
+   size's first pass took (``plan.py``).
 
-Then the settings are read (``Settings.from_env``): a bad value stops ``bentoml serve`` with one
-line naming the variable.
+Then the settings are read (``Settings.from_env``) and each topology's device and processes
+planned (``plan.py``): a bad value, or ``FACE_ATTRIBUTES_DEVICE=cuda`` where CUDA cannot be used,
+stops ``bentoml serve`` with one line naming the variable.
 """
 
+import logging
 import os
 from typing import Any
 
@@ -31,20 +39,28 @@ from bentoml.exceptions import BentoMLConfigException
 from models.openmp import spin_between_layers
 from serving.process import bentoml_fixes
 from serving.process.graceful import stop_processes_before_cleanup
+from serving.process.plan import ProcessPlan, plan_processes
 from serving.settings import Settings, SettingsError
 
-ENVIRONMENT_DEFAULTS = {"OTEL_SDK_DISABLED": "true", "MALLOC_ARENA_MAX": "2"}  # a user's value stands
+ENVIRONMENT_DEFAULTS = {  # a user's value stands
+    "OTEL_SDK_DISABLED": "true",
+    "MALLOC_ARENA_MAX": "2",
+    "BENTOML_DISABLE_GPU_ALLOCATION": "1",
+}
 
 
-def tune_process() -> Settings:
-    """Apply changes 1-6 above to this process (and those it starts), then read the settings."""
+def tune_process() -> tuple[Settings, ProcessPlan]:
+    """Apply changes 1-8 above to this process (and those it starts), then read the settings and
+    plan each topology's processes (``plan.py``)."""
     for name, value in ENVIRONMENT_DEFAULTS.items():
         os.environ.setdefault(name, value)
     spin_between_layers()
     stop_processes_before_cleanup()  # takes effect in the `bentoml serve` process
     bentoml_fixes.apply()
+    logging.getLogger("face_attributes").setLevel(logging.INFO)
     try:
-        return Settings.from_env()
+        settings = Settings.from_env()
+        return settings, plan_processes(settings)
     except SettingsError as error:  # BentoML prints its configuration errors without a traceback
         raise BentoMLConfigException(str(error)) from None
 
