@@ -1,13 +1,20 @@
 """Run the bento's image the way a rendered Kubernetes Deployment says, and probe it like the kubelet.
 
 Every value comes from the Deployment: user and groups, capabilities, privilege escalation, the
-read-only root filesystem and its emptyDir volumes, the memory limit, env (secrets from the values
-given), args, probes and the grace period. Two things are translated, because the engine here has
-no pod network (``dockerd --bridge=none``): the container shares the host's network, so it listens
-on a free loopback port (``BENTOML_HOST``/``BENTOML_PORT``) that stands for the pod's containerPort.
-A GPU limit cannot be honoured here: the container runs without one and the worker uses the CPU.
+read-only root filesystem and its emptyDir volumes (``medium: Memory`` ones, /dev/shm among them,
+as tmpfs of their sizeLimit), the memory limit, env (secrets from the values given), args, probes
+and the grace period. Two things are translated, because the engine here has no pod network
+(``dockerd --bridge=none``): the container shares the host's network, so it listens on a free
+loopback port (``BENTOML_HOST``/``BENTOML_PORT``) that stands for the pod's containerPort.
+
+What only a cluster does is not done: ``runtimeClassName``, ``nodeSelector`` and tolerations choose
+a node and its container runtime, and Docker has neither. An ``nvidia.com/gpu`` limit becomes
+``--gpus`` only where the engine can give a container a GPU (``engine_has_gpu``); elsewhere the
+container runs without one, as a pod on a node without the device would, and the server's
+``FACE_ATTRIBUTES_DEVICE`` decides whether that stops it.
 """
 
+import copy
 import json
 import math
 import os
@@ -88,7 +95,8 @@ class Pod:
 
     def wait_until_started(self) -> float:
         """Poll the startup probe like the kubelet; the seconds until it passed. Failing it
-        ``failureThreshold`` times in a row is what makes the kubelet kill the container."""
+        ``failureThreshold`` times in a row is what makes the kubelet kill the container; a
+        container that has exited meanwhile raises ``ContainerExited`` at once."""
         probe = self.probe("startupProbe")
         start = time.monotonic()
         time.sleep(probe.initial_delay)
@@ -98,6 +106,9 @@ class Pod:
             if self.answers(probe):
                 return time.monotonic() - start
             failures += 1
+            state = self.state()
+            if not state["Running"]:
+                raise ContainerExited(state["ExitCode"], self.logs())
             if failures >= probe.failure_threshold:
                 logs = self.logs()[-3000:]
                 raise AssertionError(f"startupProbe {probe.path} failed {failures} times:\n{logs}")
@@ -142,9 +153,26 @@ class Pod:
         return json.loads(self.engine.run("inspect", "--format", "{{json .State}}", self.name).stdout)
 
 
+class ContainerExited(AssertionError):
+    """The container stopped before its startup probe passed: ``exit_code`` and ``logs`` say how."""
+
+    def __init__(self, exit_code: int, logs: str) -> None:
+        super().__init__(f"the container exited with status {exit_code} before it started:\n{logs[-3000:]}")
+        self.exit_code, self.logs = exit_code, logs
+
+
+def engine_has_gpu(engine: Engine) -> bool:
+    """Whether ``docker run --gpus`` gives a container a GPU here: the NVIDIA container toolkit set
+    up for the engine (its setup registers the ``nvidia`` runtime) and the NVIDIA driver loaded on
+    this host (the engine is local: ``Pod.processes`` reads its containers' /proc)."""
+    runtimes = json.loads(engine.run("info", "--format", "{{json .Runtimes}}").stdout)
+    return "nvidia" in runtimes and Path("/dev/nvidiactl").exists()
+
+
 def run_arguments(deployment: dict, image: str, name: str, port: int, volumes: Path,
-                  secrets: Mapping[str, Mapping[str, str]]) -> list[str]:  # fmt: skip
-    """``docker run`` arguments for the Deployment's one container."""
+                  secrets: Mapping[str, Mapping[str, str]], *, gpus: bool) -> list[str]:  # fmt: skip
+    """``docker run`` arguments for the Deployment's one container; ``gpus``: whether the engine
+    can honour an ``nvidia.com/gpu`` limit (``engine_has_gpu``)."""
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     pod_security, security = pod.get("securityContext", {}), container.get("securityContext", {})
@@ -159,8 +187,11 @@ def run_arguments(deployment: dict, image: str, name: str, port: int, volumes: P
         arguments += ["--security-opt", "no-new-privileges"]
     if security.get("readOnlyRootFilesystem"):
         arguments.append("--read-only")
-    if "memory" in container.get("resources", {}).get("limits", {}):
-        arguments += ["--memory", str(quantity_bytes(container["resources"]["limits"]["memory"]))]
+    limits = container.get("resources", {}).get("limits", {})
+    if "memory" in limits:
+        arguments += ["--memory", str(quantity_bytes(limits["memory"]))]
+    if gpus and "nvidia.com/gpu" in limits:
+        arguments += ["--gpus", str(limits["nvidia.com/gpu"])]
     arguments += volume_arguments(pod, container, volumes)
     for variable in container.get("env", []):
         arguments += ["--env", f"{variable['name']}={env_value(variable, secrets)}"]
@@ -173,26 +204,42 @@ def run_arguments(deployment: dict, image: str, name: str, port: int, volumes: P
 
 
 def volume_arguments(pod: dict, container: dict, root: Path) -> list[str]:
-    """Each volume the container mounts, bound from the host folder ``root/<volume name>`` that
-    ``empty_dirs`` makes; any volume type other than emptyDir is not something this image's
-    Deployment should need."""
-    volumes = {volume["name"]: volume for volume in pod.get("volumes", [])}
+    """Each volume the container mounts: an emptyDir on disk bound from the host folder
+    ``root/<volume name>`` that ``empty_dirs`` makes, one in memory a tmpfs of its sizeLimit (on
+    /dev/shm it replaces the engine's own). Any volume type other than emptyDir is not something
+    this image's Deployment should need."""
     arguments = []
-    for mount in container.get("volumeMounts", []):
-        assert "emptyDir" in volumes[mount["name"]], f"volume {mount['name']} is not an emptyDir"
-        arguments += ["--mount", f"type=bind,source={root / mount['name']},target={mount['mountPath']}"]
+    for mount, empty_dir in mounted_empty_dirs(pod, container):
+        if empty_dir.get("medium") == "Memory":
+            size = f",tmpfs-size={quantity_bytes(empty_dir['sizeLimit'])}" if "sizeLimit" in empty_dir else ""
+            arguments += ["--mount", f"type=tmpfs,target={mount['mountPath']}{size}"]
+        else:
+            arguments += ["--mount", f"type=bind,source={root / mount['name']},target={mount['mountPath']}"]
     return arguments
 
 
+def mounted_empty_dirs(pod: dict, container: dict) -> list[tuple[dict, dict]]:
+    """(volumeMount, its volume's emptyDir) for each volume the container mounts."""
+    volumes = {volume["name"]: volume for volume in pod.get("volumes", [])}
+    found = []
+    for mount in container.get("volumeMounts", []):
+        volume = volumes[mount["name"]]
+        assert "emptyDir" in volume, f"volume {mount['name']} is not an emptyDir"
+        found.append((mount, volume["emptyDir"]))
+    return found
+
+
 def empty_dirs(deployment: dict, root: Path) -> list[Path]:
-    """Each emptyDir the container mounts as a fresh host folder under ``root``: given to fsGroup
-    and group-writable (setgid, so what is made inside stays the group's) as the kubelet makes it.
-    Giving a folder to a group one is not in needs root."""
+    """Each emptyDir on disk the container mounts as a fresh host folder under ``root``: given to
+    fsGroup and group-writable (setgid, so what is made inside stays the group's) as the kubelet
+    makes it. Giving a folder to a group one is not in needs root. (Memory ones are tmpfs.)"""
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     fs_group = pod.get("securityContext", {}).get("fsGroup")
     folders = []
-    for mount in container.get("volumeMounts", []):
+    for mount, empty_dir in mounted_empty_dirs(pod, container):
+        if empty_dir.get("medium") == "Memory":
+            continue
         folder = root / mount["name"]
         folder.mkdir(exist_ok=True)
         if fs_group is not None:
@@ -200,6 +247,15 @@ def empty_dirs(deployment: dict, root: Path) -> list[Path]:
             folder.chmod(0o2775)
         folders.append(folder)
     return folders
+
+
+def with_env(deployment: dict, values: Mapping[str, str]) -> dict:
+    """A copy of the Deployment whose container has these env values, in place of any it had."""
+    changed = copy.deepcopy(deployment)
+    (container,) = changed["spec"]["template"]["spec"]["containers"]
+    kept = [variable for variable in container.get("env", []) if variable["name"] not in values]
+    container["env"] = kept + [{"name": name, "value": value} for name, value in values.items()]
+    return changed
 
 
 def env_value(variable: Mapping, secrets: Mapping[str, Mapping[str, str]]) -> str:
@@ -219,7 +275,8 @@ def running_pod(engine: Engine, deployment: dict, image: str,
         volumes = Path(scratch)
         volumes.chmod(0o755)
         empty_dirs(deployment, volumes)
-        engine.run(*run_arguments(deployment, image, name, port, volumes, secrets))
+        gpus = engine_has_gpu(engine)
+        engine.run(*run_arguments(deployment, image, name, port, volumes, secrets, gpus=gpus))
         try:
             yield Pod(engine, name, f"http://127.0.0.1:{port}", deployment, volumes)
         finally:

@@ -2,7 +2,8 @@
 
 Needs a Docker engine (``make test`` installs Debian's docker.io where it can; elsewhere these tests
 skip and say why). Each overlay's rendered Deployment gives every run option (harness/pod.py): the
-cpu overlay runs the one-process topology, the gpu overlay the split one (here without a GPU).
+cpu overlay runs the one-process topology, the gpu overlay the split one. There is no GPU here: the
+gpu overlay's pod as it stands must stop at start; its other tests run it on the CPU, said where.
 """
 
 import asyncio
@@ -22,8 +23,9 @@ from container.engine import Engine, EngineUnavailable, engine
 from harness.faces import face_jpeg
 from harness.inflight import REQUESTS, requests_then_sigterm
 from harness.photos import astronaut, overlap
-from harness.pod import Pod, quantity_bytes, running_pod
+from harness.pod import ContainerExited, Pod, quantity_bytes, running_pod, with_env
 from models.attributes import ATTRIBUTES
+from models.device import DEVICE_ENV
 from models.names import PROTOCOL_MODEL_NAME
 
 from .bad_uploads import truncated
@@ -62,14 +64,33 @@ def image(
     docker: Engine, base: str, trained: TrainedModel, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[BuiltImage]:
     home = copy_home(trained.home, tmp_path_factory.mktemp("image") / "home")
+    # The CPU image, for both overlays: there is no GPU here, so the gpu overlay's pod runs it too
+    # (its own, `make image TORCH=cuda`, adds 3.8 GiB of CUDA packages that nothing here could use).
     built = containerize(docker, build_bento(home), home)
     yield built
     docker.run("rmi", built.reference, check=False)
 
 
+def test_the_gpu_pod_without_a_gpu_stops_at_start_and_says_why(docker: Engine, image: BuiltImage) -> None:
+    """The gpu overlay unchanged (FACE_ATTRIBUTES_DEVICE=cuda): with no usable GPU (none here, and
+    the CPU image's torch has no CUDA) the server must exit, not serve on the CPU unnoticed."""
+    with (
+        running_pod(docker, render("gpu")["Deployment"], image.reference, SECRETS) as running,
+        pytest.raises(ContainerExited) as exited,
+    ):
+        running.wait_until_started()
+    assert exited.value.exit_code != 0
+    assert f"{DEVICE_ENV}=cuda" in exited.value.logs
+
+
 @pytest.fixture(scope="module", params=("cpu", "gpu"))
 def pod(request: pytest.FixtureRequest, docker: Engine, image: BuiltImage) -> Iterator[Pod]:
-    with running_pod(docker, render(request.param)["Deployment"], image.reference, SECRETS) as running:
+    deployment = render(request.param)["Deployment"]
+    if request.param == "gpu":
+        # No GPU here: as the overlay says (cuda) the server stops at start (the test above). The
+        # rest of the gpu pod (split topology, volumes, probes, shutdown) is tested on the CPU.
+        deployment = with_env(deployment, {DEVICE_ENV: "cpu"})
+    with running_pod(docker, deployment, image.reference, SECRETS) as running:
         running.wait_until_started()
         yield running
 
@@ -96,6 +117,30 @@ def test_the_root_filesystem_is_read_only_and_the_volumes_writable(pod: Pod) -> 
     assert write.returncode != 0 and "Read-only file system" in write.stderr
     for mount in pod.container["volumeMounts"]:
         pod.engine.run("exec", pod.name, "touch", f"{mount['mountPath']}/written")
+
+
+def test_every_path_in_the_env_is_writable(pod: Pod) -> None:
+    """The gpu overlay's cache folders (CUDA's JIT cache, torch's), on the read-only root."""
+    paths = [e["value"] for e in pod.container["env"] if str(e.get("value", "")).startswith("/")]
+    if not paths:
+        pytest.skip("this overlay names no path in the env")
+    for path in paths:
+        pod.engine.run("exec", pod.name, "mkdir", "-p", path)
+        pod.engine.run("exec", pod.name, "touch", f"{path}/written")
+
+
+def test_a_memory_volume_is_a_tmpfs_of_its_size_limit(pod: Pod) -> None:
+    """The gpu overlay's /dev/shm, as the kubelet mounts an emptyDir with medium Memory."""
+    volumes = {volume["name"]: volume["emptyDir"] for volume in pod.spec["volumes"]}
+    in_memory = {m["mountPath"]: volumes[m["name"]] for m in pod.container["volumeMounts"]
+                 if volumes[m["name"]].get("medium") == "Memory"}  # fmt: skip
+    if not in_memory:
+        pytest.skip("this overlay mounts no volume in memory")
+    for path, empty_dir in in_memory.items():
+        kind, blocks, block_size = pod.engine.run(
+            "exec", pod.name, "stat", "-f", "-c", "%T %b %S", path
+        ).stdout.split()
+        assert (kind, int(blocks) * int(block_size)) == ("tmpfs", quantity_bytes(empty_dir["sizeLimit"]))
 
 
 def test_the_memory_limit_holds(pod: Pod) -> None:

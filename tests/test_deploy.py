@@ -17,8 +17,11 @@ from bentoml._internal.cloud.schemas.schemasv2 import CreateDeploymentSchema
 from bentoml._internal.utils.cattr import bentoml_cattr
 
 from harness.server import ROOT
+from models.device import DEVICE_ENV
 from serving.inference.batcher import WORKER_CALLS_IN_FLIGHT
-from serving.settings import TOKEN_ENV
+from serving.settings import API_WORKERS_ENV, TOKEN_ENV
+
+from .test_kubernetes import container, pod_spec, render
 
 DEPLOY = ROOT / "deploy"
 SCHEMAS = Path(__file__).parent / "schemas"
@@ -65,6 +68,15 @@ def test_bentocloud_scales_the_worker_at_a_concurrency_its_api_replicas_can_reac
     assert WORKER_CALLS_IN_FLIGHT < metric["value"] <= api_replicas * WORKER_CALLS_IN_FLIGHT
 
 
+def test_bentocloud_insists_on_cuda_for_the_gpu_worker_only() -> None:
+    services = bentocloud_config()["services"]
+    envs = {
+        name: {e["name"]: e["value"] for e in service.get("envs", [])} for name, service in services.items()
+    }
+    assert envs["AttributeClassifier"][DEVICE_ENV] == "cuda"
+    assert DEVICE_ENV not in envs["face-attributes"]  # on CPU instances: cuda would stop it at start
+
+
 def test_a_misspelt_bentocloud_key_is_caught() -> None:
     config = bentocloud_config()
     config["services"]["face-attributes"]["scalling"] = config["services"]["face-attributes"].pop("scaling")
@@ -109,6 +121,29 @@ def test_the_yatai_deployment_names_the_bento_and_takes_the_token_from_a_secret(
     assert bento["spec"]["tag"].startswith("face-attributes:")
     token = next(env for env in deployment["spec"]["envs"] if env["name"] == TOKEN_ENV)
     assert token["valueFrom"]["secretKeyRef"]["name"] == "face-attributes-api-token"
+
+
+def test_the_yatai_deployment_runs_as_the_kubernetes_gpu_overlay_does() -> None:
+    """The same image, settings, resources, placement and scaling: only what the CRD cannot say
+    differs (runtimeClassName, volumes)."""
+    bento = yaml.safe_load((DEPLOY / "yatai" / "bento.yaml").read_text())["spec"]
+    deployment = yaml.safe_load((DEPLOY / "yatai" / "bentodeployment.yaml").read_text())["spec"]
+    overlay = render("gpu")
+    pod, gpu_container = pod_spec(overlay), container(overlay)
+    assert bento["image"] == gpu_container["image"] and bento["image"].endswith("-cuda")
+    envs = {e["name"]: e.get("value") for e in deployment["envs"]}
+    overlay_envs = {e["name"]: e.get("value") for e in gpu_container["env"]}
+    assert {name: envs[name] for name in (DEVICE_ENV, API_WORKERS_ENV)} == {
+        name: overlay_envs[name] for name in (DEVICE_ENV, API_WORKERS_ENV)
+    }
+    resources = gpu_container["resources"]
+    assert deployment["resources"]["requests"] == resources["requests"]
+    assert deployment["resources"]["limits"] == {
+        "memory": resources["limits"]["memory"],
+        "gpu": str(resources["limits"]["nvidia.com/gpu"]),
+    }
+    assert deployment["extraPodSpec"] == {key: pod[key] for key in ("nodeSelector", "tolerations")}
+    assert deployment["autoscaling"]["metrics"] == overlay["HorizontalPodAutoscaler"]["spec"]["metrics"]
 
 
 @pytest.mark.parametrize("name", ["yatai-bento-v1alpha1.json", "yatai-bentodeployment-v2alpha1.json"])
