@@ -80,10 +80,15 @@ bench: model
 bench-celeba: install
 	$(BIN)/python -m bench.celeba_sized
 
-# On a machine with a CUDA device: the gpu tests, a bf16-mixed training run and the serving benchmark
-# with the worker on CUDA, then one summary. Without CUDA it stops at once and says so.
-gpu-check: install
-	$(BIN)/python -m bench.gpu_check
+# On a GPU host, every GPU measurement in one command (docs/gpu.md). The venv needs Python 3.11:
+# python3.11 on PATH, else one uv installs (bench/gpu_python.py, run by any python3, says how to get
+# either); torch==2.13.0 comes from the index pip is configured with, whose Linux wheel is the CUDA
+# build. Then a pre-flight (without CUDA: why, in one line, and exit 0) and the steps, each with a
+# timeout; logs and result.json in runs/gpu-check. Options: GPU_CHECK_ARGS="--skip container ...".
+gpu-check:
+	@command -v python3 >/dev/null || { echo "gpu-check: needs python3 (any version) to find a Python 3.11"; exit 1; }
+	@python=$$(python3 bench/gpu_python.py --venv $(VENV)) && $(MAKE) --no-print-directory install PYTHON="$$python"
+	$(BIN)/python -m bench.gpu_check $(GPU_CHECK_ARGS)
 
 # Where the serving CPU goes: py-spy flame graphs of each server process under 32 clients.
 profile: model

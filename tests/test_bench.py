@@ -112,17 +112,6 @@ def test_celeba_sized_benchmark_measures_start_up_loaders_and_memory(tmp_path: P
     assert "| read the annotation files |" in (tmp_path / "celeba_sized.md").read_text()
 
 
-@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="a CUDA device is present")
-def test_gpu_check_stops_at_once_without_cuda(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "bench.gpu_check", "--out", str(tmp_path / "out")],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert result.returncode == 1
-    assert result.stdout.startswith("gpu-check: no CUDA device here (torch 2.13.0")
-    assert result.stdout.strip().endswith("nothing checked") and not (tmp_path / "out").exists()
-
-
 def markdown_rows(output: str, first_header: str) -> list[dict[str, str]]:
     """The rows of the printed Markdown table whose first header is ``first_header``, each as
     {header: cell}."""
