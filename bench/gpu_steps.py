@@ -14,6 +14,7 @@ import os
 import shlex
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -27,6 +28,7 @@ PASSED, FAILED, TIMED_OUT, SKIPPED = "passed", "failed", "timed out", "skipped"
 # the last line of its log.
 SKIP_STATUS = 77
 GRACE_S = 10.0
+PYTHON = sys.executable  # the Python the steps' commands run: the check's own
 
 
 @dataclass(frozen=True)
