@@ -14,6 +14,7 @@ from harness.server import ROOT
 from harness.torchserve import java_missing
 
 from .needs import unavailable
+from .test_service_balance import cpu_count_workers
 
 pytestmark = pytest.mark.slow
 
@@ -75,9 +76,9 @@ def test_memory_benchmark_breaks_down_imports_and_each_process(trained, tmp_path
     steps = {step["step"]: step for step in result["imports"]}
     assert steps["torch"]["added_mib"] > 50 > steps["the service definitions (service.py)"]["added_mib"]
     roles = sorted(p["process"] for p in result["processes"])
-    assert roles == [
+    assert roles == [  # the split: an API process per core, its worker, their manager
         "BentoML worker: AttributeClassifier",
-        "BentoML worker: face-attributes",
+        *["BentoML worker: face-attributes"] * cpu_count_workers(),
         "bentoml serve (process manager)",
     ]
     assert all(p["rss_mib"] >= p["uss_mib"] > 0 and p["rss_quiet_mib"] > 0 for p in result["processes"])

@@ -9,6 +9,7 @@ gpu overlay's pod as it stands must stop at start; its other tests run it on the
 import asyncio
 import base64
 import contextlib
+import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ from harness.pod import ContainerExited, Pod, quantity_bytes, running_pod, with_
 from models.attributes import ATTRIBUTES
 from models.device import DEVICE_ENV
 from models.names import PROTOCOL_MODEL_NAME
+from serving.settings import API_WORKERS_ENV
 
 from .bad_uploads import truncated
 from .conftest import TrainedModel, copy_home
@@ -88,8 +90,9 @@ def pod(request: pytest.FixtureRequest, docker: Engine, image: BuiltImage) -> It
     deployment = render(request.param)["Deployment"]
     if request.param == "gpu":
         # No GPU here: as the overlay says (cuda) the server stops at start (the test above). The
-        # rest of the gpu pod (split topology, volumes, probes, shutdown) is tested on the CPU.
-        deployment = with_env(deployment, {DEVICE_ENV: "cpu"})
+        # rest of the gpu pod (split topology, volumes, probes, shutdown) is tested on the CPU,
+        # with an API process per core here: the overlay's 8 go with the 8 CPUs it requests.
+        deployment = with_env(deployment, {DEVICE_ENV: "cpu", API_WORKERS_ENV: str(os.cpu_count() or 1)})
     with running_pod(docker, deployment, image.reference, SECRETS) as running:
         running.wait_until_started()
         yield running

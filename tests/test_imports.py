@@ -21,8 +21,8 @@ MAY_IMPORT = {
     "exporters": {"models", "serving", "exporters"},
     "container": {"models", "container"},
     "harness": {"models", "serving", "train", "container", "harness"},
-    "bench": {"models", "serving", "train", "harness", "bench"},
-    "tests": {"models", "serving", "train", "exporters", "container", "harness", "tests"},
+    "bench": {"models", "serving", "train", "container", "harness", "bench"},
+    "tests": {"models", "serving", "train", "exporters", "container", "harness", "bench", "tests"},
 }
 # Inside serving/, each group (a subpackage, or a module beside them) and the groups it may
 # import: the shared basics first, then the request path, the protocol, the HTTP API, and process
