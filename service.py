@@ -239,8 +239,9 @@ def build_openapi_document(api: FaceAttributesAPI) -> dict[str, Any]:
 
 
 for topology in TOPOLOGIES:
-    topology.add_asgi_middleware(ConnectionBalance)  # its processes share one socket: balance.py
-    topology.add_asgi_middleware(Edge, settings=SETTINGS)  # first added: outermost
+    # First added: outermost. Its processes share one socket: balance.py evens out connections.
+    topology.add_asgi_middleware(ConnectionBalance)
+    topology.add_asgi_middleware(Edge, settings=SETTINGS)
     topology.add_asgi_middleware(DirectPredictions)
 
 # What the bento serves (bentofile.yaml): one image, either topology, chosen where it runs (the

@@ -169,7 +169,7 @@ VARIABLES = (
     Variable(DRAIN_ENV, "worker_drain_seconds", "seconds, 0 or more",
              "how long the inference worker keeps answering after SIGTERM", _seconds),
     Variable(TOPOLOGY_ENV, "topology", f"`{SPLIT}` or `{ONE_PROCESS}`",
-             "what the bento (and its image) serves: the API process plus a batched inference worker "
+             "what the bento (and its image) serves: API processes plus a batched inference worker "
              "(`FaceAttributes`, for GPUs), or one process per CPU core (`FaceAttributesOneProcess`, "
              "more requests per second on CPU-only nodes: 1.8x with the demo model, 1.1x with "
              "resnet18, at 32 clients)", _topology),
