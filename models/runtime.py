@@ -41,6 +41,8 @@ class ModelRuntime:
         self.precision = FP32
         if self.device.type == "cuda":
             require_cuda_in_torch(str(self.device))
+            if str(self.device) == "cuda":  # set_device takes only a numbered one: this is the current
+                self.device = torch.device("cuda", torch.cuda.current_device())
             torch.cuda.set_device(self.device)
             self.precision = precision_on(torch.cuda.get_device_capability(self.device))
             # Process-wide, and explicit: torch's defaults differ between convolutions (TF32) and
