@@ -20,7 +20,7 @@ MIB = 2**20
 @dataclass(frozen=True)
 class Sample:
     seconds: float  # since sampling began
-    gpus: tuple[tuple[int, int, float], ...]  # NVML index, utilisation %, used MiB
+    gpus: tuple[tuple[int, int | None, float], ...]  # NVML index, utilisation % (None: not given), used MiB
     processes: tuple[tuple[int, int, float | None], ...]  # NVML index, pid, used MiB (None: not reported)
 
 
@@ -53,7 +53,10 @@ class Sampler:
     def sample(self, handles: list[Any], seconds: float) -> Sample:
         nvml, gpus, processes = self.nvml, [], []
         for index, handle in enumerate(handles):
-            utilisation = nvml.nvmlDeviceGetUtilizationRates(handle).gpu
+            try:
+                utilisation = nvml.nvmlDeviceGetUtilizationRates(handle).gpu
+            except nvml.NVMLError:  # not supported on MIG instances and some vGPUs
+                utilisation = None
             gpus.append((index, utilisation, nvml.nvmlDeviceGetMemoryInfo(handle).used / MIB))
             try:
                 running = nvml.nvmlDeviceGetComputeRunningProcesses(handle)
@@ -71,18 +74,16 @@ class Sampler:
         the most memory NVML reported for it."""
         gpus = []
         for index in sorted({g[0] for s in self.samples for g in s.gpus}):
-            utilisation = [g[1] for s in self.samples for g in s.gpus if g[0] == index]
             used = [g[2] for s in self.samples for g in s.gpus if g[0] == index]
+            utilisation = [g[1] for s in self.samples for g in s.gpus if g[0] == index and g[1] is not None]
+            shares = (  # None where NVML gives no utilisation (MIG, some vGPUs)
+                {"mean": float(np.mean(utilisation)), "p50": float(np.percentile(utilisation, 50)),
+                 "p95": float(np.percentile(utilisation, 95)), "max": float(max(utilisation))}
+                if utilisation else dict.fromkeys(("mean", "p50", "p95", "max"))
+            )  # fmt: skip
             gpus.append(
-                {
-                    "nvml_index": index,
-                    "samples": len(utilisation),
-                    "utilisation_mean_pct": float(np.mean(utilisation)),
-                    "utilisation_p50_pct": float(np.percentile(utilisation, 50)),
-                    "utilisation_p95_pct": float(np.percentile(utilisation, 95)),
-                    "utilisation_max_pct": max(utilisation),
-                    "used_max_mib": max(used),
-                }
+                {"nvml_index": index, "samples": len(used), "used_max_mib": max(used)}
+                | {f"utilisation_{stat}_pct": value for stat, value in shares.items()}
             )
         most: dict[tuple[int, int], float | None] = {}
         for sample in self.samples:

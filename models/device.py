@@ -133,17 +133,23 @@ def nvml_gpu(pynvml: Any, index: int) -> NvmlGpu:
 
 def visible_gpus(listed: list[NvmlGpu], visible: str | None) -> list[NvmlGpu]:
     """The GPUs CUDA shows, in its order: NVML lists every GPU of the host, CUDA only those
-    CUDA_VISIBLE_DEVICES names (indexes or whole UUIDs), up to the first it cannot match, as CUDA does.
-    MIG instances are not told apart here."""
+    CUDA_VISIBLE_DEVICES names (indexes or UUIDs), up to the first it cannot match, as CUDA does.
+    Both number the GPUs in PCI bus order: the service sets CUDA_DEVICE_ORDER=PCI_BUS_ID (CUDA's
+    own default puts the fastest first). MIG instances are not told apart here."""
     if visible is None:
         return listed
     shown = []
     for entry in (part.strip() for part in visible.split(",")):
-        match = [g for g in listed if (entry.isdigit() and g[0] == int(entry)) or g[1] == entry]
+        match = [g for g in listed if (entry.isdigit() and g[0] == int(entry)) or uuid_match(g[1], entry)]
         if not match or match[0] in shown:
             break
         shown.append(match[0])
     return shown
+
+
+def uuid_match(uuid: str, entry: str) -> bool:
+    """CUDA takes a GPU's UUID or any prefix of it, from "GPU-" on."""
+    return entry.startswith("GPU-") and uuid.startswith(entry)
 
 
 def torch_build() -> tuple[str, str | None]:
@@ -169,10 +175,23 @@ def require_cuda_in_torch(device: str) -> None:
         raise DeviceUnavailable(f"{DEVICE_ENV}=cuda, but torch sees no CUDA device ({host})")
     major, minor = torch.cuda.get_device_capability(device)
     built = torch.cuda.get_arch_list()  # ["sm_80", ..., "compute_120"]: kernels, and PTX it can compile
-    kernels = f"sm_{major}{minor}" in built
-    compiles = any(a.startswith("compute_") and int(a[8:]) <= major * 10 + minor for a in built)
-    if not (kernels or compiles):
+    if not runs_on(built, (major, minor)):
         raise DeviceUnavailable(
             f"{DEVICE_ENV}=cuda, but torch {torch.__version__} has no kernels for {device}, "
             f"{torch.cuda.get_device_name(device)} (compute {major}.{minor}); it has {', '.join(built)}"
         )
+
+
+def runs_on(architectures: list[str], capability: tuple[int, int]) -> bool:
+    """Whether a build for ``architectures`` (torch's arch list) runs on a GPU of ``capability``.
+    CUDA's rule: kernels for sm_XY run on X.Y and the later minors of X (torch's release wheels
+    have sm_86, not sm_89: an L4 runs those); PTX (compute_XY) is compiled for any X.Y or later.
+    Suffixes (sm_90a) name the same architecture. NVIDIA's integrated GPUs (Jetson) differ."""
+    for architecture in architectures:
+        kind, _, number = architecture.partition("_")
+        code = int(number.rstrip("af"))
+        if kind == "compute" and divmod(code, 10) <= capability:
+            return True
+        if kind == "sm" and code // 10 == capability[0] and code % 10 <= capability[1]:
+            return True
+    return False

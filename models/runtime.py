@@ -46,10 +46,11 @@ class ModelRuntime:
             torch.cuda.set_device(self.device)
             self.precision = precision_on(torch.cuda.get_device_capability(self.device))
             # Process-wide, and explicit: torch's defaults differ between convolutions (TF32) and
-            # matrix products (IEEE float32).
-            fp32 = "tf32" if self.precision == TF32 else "ieee"
-            torch.backends.cudnn.conv.fp32_precision = fp32  # type: ignore[attr-defined]  # torch 2.9+, not in its stubs
-            torch.backends.cuda.matmul.fp32_precision = fp32
+            # matrix products (IEEE float32). The legacy setters: torch 2.13's fp32_precision ones
+            # make its legacy getters raise in the same process, and Lightning reads those.
+            tf32 = self.precision == TF32
+            torch.set_float32_matmul_precision("high" if tf32 else "highest")
+            torch.backends.cudnn.allow_tf32 = tf32
         module = load_torchscript(torchscript_file, self.device)
         self.module: torch.jit.ScriptModule = module.to(  # type: ignore[call-overload]  # not in torch's stubs
             memory_format=torch.channels_last

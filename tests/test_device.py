@@ -3,7 +3,17 @@
 import pytest
 import torch
 
-from models.device import FP32, TF32, CudaReport, Gpu, cuda_report, precision_on, torch_build, visible_gpus
+from models.device import (
+    FP32,
+    TF32,
+    CudaReport,
+    Gpu,
+    cuda_report,
+    precision_on,
+    runs_on,
+    torch_build,
+    visible_gpus,
+)
 
 H100 = Gpu(0, "NVIDIA H100 80GB HBM3", (9, 0), 81559)
 T4 = Gpu(1, "Tesla T4", (7, 5), 15360)
@@ -59,12 +69,46 @@ def test_tf32_where_the_gpu_has_its_tensor_cores(capability: tuple[int, int], pr
 
 
 LISTED = [(0, "GPU-aaa", "A", (8, 0), 1), (1, "GPU-bbb", "B", (9, 0), 1), (2, "GPU-ccc", "C", (7, 5), 1)]
+WHEEL_13_0 = ["sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"]  # torch 2.13's x86_64 release build
+
+
+@pytest.mark.parametrize(
+    ("architectures", "capability", "runs"),
+    [(WHEEL_13_0, (8, 9), True), (WHEEL_13_0, (8, 6), True), (WHEEL_13_0, (7, 5), True),
+     (WHEEL_13_0, (10, 3), True), (WHEEL_13_0, (7, 0), False), (WHEEL_13_0, (6, 1), False),
+     (["sm_90a"], (9, 0), True), (["sm_80", "compute_80"], (9, 0), True), (["sm_80"], (9, 0), False)],
+    ids=["L4-on-sm_86", "A10", "T4", "B300-on-sm_100", "V100", "P4", "suffix", "ptx", "no-ptx"],
+)  # fmt: skip
+def test_a_build_runs_on_the_later_minors_of_its_architectures_and_ptx_on_anything_newer(
+    architectures: list[str], capability: tuple[int, int], runs: bool
+) -> None:
+    assert runs_on(architectures, capability) is runs
 
 
 @pytest.mark.parametrize(
     ("visible", "names"),
-    [(None, "ABC"), ("2,0", "CA"), ("", ""), ("1,7,0", "B"), ("GPU-ccc,1", "CB"), ("0,0", "A"), ("-1", "")],
-    ids=["unset", "reordered", "empty", "stops-at-unknown", "uuids", "repeated", "minus-one"],
+    [
+        (None, "ABC"),
+        ("2,0", "CA"),
+        ("", ""),
+        ("1,7,0", "B"),
+        ("GPU-ccc,1", "CB"),
+        ("GPU-a,GPU-b", "AB"),
+        ("0,0", "A"),
+        ("-1", ""),
+        ("ccc", ""),
+    ],
+    ids=[
+        "unset",
+        "reordered",
+        "empty",
+        "stops-at-unknown",
+        "uuids",
+        "uuid-prefixes",
+        "repeated",
+        "minus-one",
+        "not-a-uuid",
+    ],
 )
 def test_cuda_visible_devices_picks_and_orders_the_gpus_as_cuda_does(visible: str | None, names: str) -> None:
     assert "".join(gpu[2] for gpu in visible_gpus(LISTED, visible)) == names

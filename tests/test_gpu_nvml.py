@@ -76,3 +76,21 @@ def test_nvml_sampling_without_a_driver_says_why_and_samples_nothing() -> None:
         with sampling(pynvml, interval_s=0.01) as real:
             pass
         assert real.summary()["error"].startswith("NVML: ") and real.samples == []
+
+
+class NoUtilisationNvml(StandInNvml):
+    """As on a MIG instance or some vGPUs: NVML gives memory, not utilisation."""
+
+    def nvmlDeviceGetUtilizationRates(self, handle: int) -> SimpleNamespace:
+        self.reads += 1
+        raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
+
+
+def test_a_gpu_without_utilisation_still_has_its_memory_sampled() -> None:
+    nvml = NoUtilisationNvml()
+    with sampling(nvml, interval_s=0.01) as sampler:
+        time.sleep(0.1)
+    summary = sampler.summary()
+    (gpu,) = summary["gpus"]
+    assert summary["error"] == "" and gpu["samples"] == nvml.reads >= 3
+    assert gpu["utilisation_max_pct"] is None and gpu["used_max_mib"] == 1000 + nvml.reads

@@ -4,7 +4,7 @@ import pytest
 from bentoml._internal.resource import CpuResource
 
 from models.device import CudaReport, Gpu
-from serving.process.plan import ProcessPlan, cpu_model, plan_processes
+from serving.process.plan import ProcessPlan, cpu_model, only_gpu_visible, plan_processes
 from serving.settings import Settings, SettingsError
 
 GPUS = (Gpu(0, "NVIDIA L4", (8, 9), 23034), Gpu(1, "NVIDIA L4", (8, 9), 23034))
@@ -63,3 +63,17 @@ def test_the_devices_say_where_the_model_runs() -> None:
         {"device": "cuda:0", "name": "NVIDIA L4", "precision": "tf32"},
         {"device": "cuda:1", "name": "NVIDIA L4", "precision": "tf32"},
     ]
+
+
+@pytest.mark.parametrize(
+    ("device", "visible", "sees", "as_device"),
+    [("cuda:1", None, "1", "cuda:0"), ("cuda:1", "2,3", "3", "cuda:0"),
+     ("cuda:0", "GPU-ab,GPU-cd", "GPU-ab", "cuda:0"), ("cpu", "0", "0", "cpu")],
+    ids=["all-visible", "some-visible", "by-uuid", "cpu-untouched"],
+)  # fmt: skip
+def test_a_model_process_sees_only_its_own_gpu(
+    device: str, visible: str | None, sees: str, as_device: str
+) -> None:
+    environ = {} if visible is None else {"CUDA_VISIBLE_DEVICES": visible}
+    assert only_gpu_visible(device, environ) == as_device
+    assert environ.get("CUDA_VISIBLE_DEVICES", "0") == sees

@@ -13,6 +13,8 @@ With ``cuda`` and no usable GPU, ``bentoml serve`` stops at start with one line 
 
 import functools
 import logging
+import os
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -60,7 +62,7 @@ class Placement:
         the start-up log says where it runs, how fast each size's first pass was, and with
         ``auto`` on the CPU, why not CUDA."""
         device = self.device_of(bentoml.server_context.worker_index or 1)
-        runtime = load_runtime(model, device, largest_batch)
+        runtime = load_runtime(model, only_gpu_visible(device, os.environ), largest_batch)
         first_passes = ", ".join(f"{size}: {ms:.1f}" for size, ms in runtime.first_pass_ms.items())
         why = f" ({self.why_cpu})" if device == CPU and self.why_cpu else ""
         logger.info(
@@ -73,6 +75,19 @@ class Placement:
         """``face_attributes_device_info``: 1 for each device, labelled."""
         for device in self.devices():
             device_info().labels(device.device, device.name, device.precision).set(1)
+
+
+def only_gpu_visible(device: str, environ: MutableMapping[str, str]) -> str:
+    """For a model process on ``cuda:N``, before it loads torch: GPU N made the only one it
+    sees, which CUDA then calls cuda:0. Its passes run in threads whose current device is the
+    first visible one; seeing only its own, no process holds a context on another's GPU."""
+    if device == CPU:
+        return device
+    index = int(device.removeprefix("cuda:"))
+    shown = environ.get("CUDA_VISIBLE_DEVICES")
+    entries = [entry.strip() for entry in shown.split(",")] if shown is not None else None
+    environ["CUDA_VISIBLE_DEVICES"] = entries[index] if entries else str(index)
+    return "cuda:0"
 
 
 @functools.cache

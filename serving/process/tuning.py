@@ -20,7 +20,8 @@ again: environment variables set here reach every process, and patches apply in 
    behaviour (``bentoml_fixes.py``): in-process 15-16 -> 6.5 us and 19-29 -> 11-13 us a request.
 7. ``BENTOML_DISABLE_GPU_ALLOCATION=1`` unless set: BentoML's allocator gives every worker of a
    service the same GPUs, and none to ``workers="cpu_count"``; ``plan.py`` puts each model
-   process on its own GPU instead.
+   process on its own GPU instead. ``CUDA_DEVICE_ORDER=PCI_BUS_ID`` unless set: CUDA then numbers
+   the GPUs as NVML does, which ``plan.py`` reads their names and capabilities from.
 8. The service's own log lines at INFO (BentoML's server logging passes only warnings from
    loggers not its own): each model process says where the model runs and how long each batch
    size's first pass took (``plan.py``).
@@ -46,6 +47,7 @@ ENVIRONMENT_DEFAULTS = {  # a user's value stands
     "OTEL_SDK_DISABLED": "true",
     "MALLOC_ARENA_MAX": "2",
     "BENTOML_DISABLE_GPU_ALLOCATION": "1",
+    "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
 }
 
 
