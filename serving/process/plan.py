@@ -54,8 +54,10 @@ class Placement:
         """As ``/metadata`` and ``face_attributes_device_info`` say them."""
         if not self.gpus:
             return [ServingDevice(device=CPU, name=cpu_model(), precision=FP32)]
-        gpus = self.gpus
-        return [ServingDevice(device=f"cuda:{g.index}", name=g.name, precision=g.precision) for g in gpus]
+        return [
+            ServingDevice(device=f"cuda:{gpu.index}", name=gpu.name, precision=gpu.precision)
+            for gpu in self.gpus
+        ]
 
     def load(self, model: bentoml.Model, largest_batch: int) -> "ModelRuntime":
         """The stored model on this worker's device, warmed up for every batch size it can get;
@@ -80,7 +82,8 @@ class Placement:
 def only_gpu_visible(device: str, environ: MutableMapping[str, str]) -> str:
     """For a model process on ``cuda:N``, before it loads torch: GPU N made the only one it
     sees, which CUDA then calls cuda:0. Its passes run in threads whose current device is the
-    first visible one; seeing only its own, no process holds a context on another's GPU."""
+    first visible one: seeing only its own GPU, it cannot open a context on another's (whether
+    torch would otherwise is not yet measured: make gpu-check's per-process GPU memory shows it)."""
     if device == CPU:
         return device
     index = int(device.removeprefix("cuda:"))
@@ -115,9 +118,13 @@ def plan_processes(settings: Settings, report: CudaReport | None = None) -> Proc
     problem = report.problem() if report else None
     if settings.device == CUDA and problem is not None:
         raise SettingsError(f"{DEVICE_ENV}=cuda, but CUDA cannot be used here: {problem}")
-    gpus, why_cpu = (report.gpus, "") if report and not problem else ((), f"{DEVICE_ENV}=cpu")
-    if problem:
-        why_cpu = f"CUDA cannot be used here: {problem}"
+    gpus: tuple[Gpu, ...]
+    if report is None:
+        gpus, why_cpu = (), f"{DEVICE_ENV}=cpu"
+    elif problem is not None:
+        gpus, why_cpu = (), f"CUDA cannot be used here: {problem}"
+    else:
+        gpus, why_cpu = report.gpus, ""
     one_process = gpus if settings.device == CUDA else ()
     cores = int(system_resources()["cpu"]) or 1  # the container's CPU limit, as BentoML counts it
     return ProcessPlan(
